@@ -1,0 +1,73 @@
+//! Who may see and change what in an org. Not visible means 404, as if absent.
+
+use super::{App, AppError, Caller, Ctx};
+use crate::domain::org::Authority;
+use crate::domain::values::{Role, SCOPE_AUDIT_READ, SCOPE_ORG_ADMIN};
+use crate::store::queries;
+use uuid::Uuid;
+
+/// The caller's standing in one org.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    /// What the caller may do in the org's aggregate.
+    pub authority: Authority,
+    /// Whether the caller may read the org's audit events.
+    pub can_read_audit: bool,
+}
+
+impl Standing {
+    /// Whether the caller manages the org (owner, admin, org-admin key, system admin).
+    pub fn can_manage(&self) -> bool {
+        matches!(
+            self.authority,
+            Authority::SystemAdmin | Authority::Member(Role::Admin | Role::Owner)
+        )
+    }
+
+    /// Fails with 403 unless the caller manages the org.
+    pub fn require_manage(&self) -> Result<(), AppError> {
+        if self.can_manage() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "only owners and admins manage the organisation",
+            ))
+        }
+    }
+}
+
+impl App {
+    /// The caller's standing in `org_id`; 404 if the org does not exist or is not theirs.
+    pub async fn standing(&self, ctx: &Ctx, org_id: Uuid) -> Result<Standing, AppError> {
+        let client = self.pool.get().await?;
+        if queries::find_org(&client, org_id).await?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        let standing = match &ctx.caller {
+            caller if caller.is_admin() => Some(Standing {
+                authority: Authority::SystemAdmin,
+                can_read_audit: true,
+            }),
+            Caller::ApiKey {
+                org_id: own,
+                scopes,
+                ..
+            } if *own == org_id => {
+                let admin = scopes.has(SCOPE_ORG_ADMIN);
+                Some(Standing {
+                    authority: Authority::Member(if admin { Role::Admin } else { Role::Member }),
+                    can_read_audit: admin || scopes.has(SCOPE_AUDIT_READ),
+                })
+            }
+            Caller::User { user_id, .. } => queries::find_member(&client, org_id, *user_id)
+                .await?
+                .and_then(|m| Role::parse(&m.role).ok())
+                .map(|role| Standing {
+                    authority: Authority::Member(role),
+                    can_read_audit: role >= Role::Admin,
+                }),
+            _ => None,
+        };
+        standing.ok_or(AppError::NotFound)
+    }
+}

@@ -1,0 +1,66 @@
+use crate::auth::password::HashError;
+use crate::domain::DomainError;
+use crate::store::{StoreError, UniqueConstraint};
+use thiserror::Error;
+
+/// Everything a command or query can answer besides success.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// A business rule refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No valid credential.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Authenticated, but not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// No such object, or not visible to the caller.
+    #[error("not found")]
+    NotFound,
+    /// The email is registered already.
+    #[error("email taken")]
+    EmailTaken,
+    /// The slug is in use already.
+    #[error("slug taken")]
+    SlugTaken,
+    /// Concurrent writers kept winning; the client may retry.
+    #[error("version conflict")]
+    VersionConflict,
+    /// The database cannot be reached.
+    #[error("database unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::VersionConflict => Self::VersionConflict,
+            StoreError::Unique(UniqueConstraint::Email) => Self::EmailTaken,
+            StoreError::Unique(UniqueConstraint::Slug) => Self::SlugTaken,
+            StoreError::Unavailable(_) => Self::Unavailable(e),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AppError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for AppError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}

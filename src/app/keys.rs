@@ -1,0 +1,277 @@
+//! API-key commands, queries, verification and caller authentication.
+
+use super::{App, AppError, Caller, Ctx, Page, PageCursor};
+use crate::auth::api_key::{hashes_equal, PresentedKey};
+use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewKey};
+use crate::domain::values::{KeyName, Scopes, SCOPE_ADMIN, SCOPE_KEYS_VERIFY, SCOPE_ORG_ADMIN};
+use crate::domain::DomainError;
+use crate::domain::{Aggregate, StreamType};
+use crate::store::queries::{self, KeyRow};
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+/// Longest rotation grace: 7 days.
+pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// A request for a new key, parsed.
+#[derive(Debug)]
+pub struct KeyRequest {
+    /// Label.
+    pub name: KeyName,
+    /// Scopes.
+    pub scopes: Scopes,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key just issued: the only time its plaintext exists outside the caller.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// The stored key.
+    pub row: KeyRow,
+    /// The plaintext, to be shown once.
+    pub key: PresentedKey,
+}
+
+/// The answer to `POST /v1/keys/verify`.
+#[derive(Debug)]
+pub enum Verification {
+    /// The key works now.
+    Valid(KeyRow),
+    /// It does not: `not_found`, `expired`, `revoked` or `malformed`.
+    Invalid(&'static str),
+}
+
+impl App {
+    /// Issues a key in `org_id`.
+    pub async fn create_key(
+        &self,
+        ctx: &Ctx,
+        org_id: Uuid,
+        req: KeyRequest,
+    ) -> Result<IssuedKey, AppError> {
+        self.standing(ctx, org_id).await?.require_manage()?;
+        self.issue_key(ctx, org_id, req, None).await
+    }
+
+    pub(crate) async fn issue_key(
+        &self,
+        ctx: &Ctx,
+        org_id: Uuid,
+        req: KeyRequest,
+        rotated_from: Option<Uuid>,
+    ) -> Result<IssuedKey, AppError> {
+        if req.scopes.has(SCOPE_ADMIN)
+            && !(ctx.caller.is_admin() || matches!(ctx.caller, Caller::System))
+        {
+            return Err(AppError::Forbidden(
+                "only a vouch:admin holder mints vouch:admin keys",
+            ));
+        }
+        let key = PresentedKey::generate();
+        let id = self.clock.new_id();
+        let command = ApiKeyCommand::Create {
+            key: Box::new(self.new_key(org_id, &key, req, rotated_from)),
+            now: self.clock.now(),
+        };
+        self.execute::<ApiKey>(ctx, id, Some(org_id), &command)
+            .await?;
+        Ok(IssuedKey {
+            row: self.key_row(id).await?,
+            key,
+        })
+    }
+
+    fn new_key(
+        &self,
+        org_id: Uuid,
+        key: &PresentedKey,
+        req: KeyRequest,
+        rotated_from: Option<Uuid>,
+    ) -> NewKey {
+        NewKey {
+            org_id,
+            name: req.name,
+            prefix: key.display_prefix(),
+            key_hash: key.hash(),
+            scopes: req.scopes,
+            expires_at: req.expires_at,
+            rotated_from,
+        }
+    }
+
+    /// A page of the org's keys.
+    pub async fn list_keys(
+        &self,
+        ctx: &Ctx,
+        org_id: Uuid,
+        include_revoked: bool,
+        after: Option<PageCursor>,
+        limit: i64,
+    ) -> Result<Page<KeyRow>, AppError> {
+        self.standing(ctx, org_id).await?.require_manage()?;
+        let client = self.pool.get().await?;
+        let items =
+            queries::find_keys(&client, org_id, include_revoked, after.map(|c| c.0), limit).await?;
+        Ok(Page::by_id(items, limit, |k| k.id))
+    }
+
+    /// One key of the org.
+    pub async fn get_key(&self, ctx: &Ctx, org_id: Uuid, key_id: Uuid) -> Result<KeyRow, AppError> {
+        self.standing(ctx, org_id).await?.require_manage()?;
+        self.org_key_row(org_id, key_id).await
+    }
+
+    /// Revokes a key; revoking a revoked key changes nothing.
+    pub async fn revoke_key(
+        &self,
+        ctx: &Ctx,
+        org_id: Uuid,
+        key_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<KeyRow, AppError> {
+        self.standing(ctx, org_id).await?.require_manage()?;
+        self.org_key_row(org_id, key_id).await?;
+        self.execute::<ApiKey>(ctx, key_id, Some(org_id), &ApiKeyCommand::Revoke { reason })
+            .await?;
+        self.key_row(key_id).await
+    }
+
+    /// Replaces a key with a new one of the same name and scopes; the old one
+    /// expires after `grace_seconds`. Both changes commit together.
+    pub async fn rotate_key(
+        &self,
+        ctx: &Ctx,
+        org_id: Uuid,
+        key_id: Uuid,
+        grace_seconds: i64,
+    ) -> Result<IssuedKey, AppError> {
+        if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+            return Err(
+                DomainError::invalid("grace_seconds", "must be 0 to 604800 (7 days)").into(),
+            );
+        }
+        self.standing(ctx, org_id).await?.require_manage()?;
+        let old = self.org_key_row(org_id, key_id).await?;
+        let scopes = Scopes::parse(&old.scopes)?;
+        if scopes.has(SCOPE_ADMIN) && !ctx.caller.is_admin() {
+            return Err(AppError::Forbidden(
+                "only a vouch:admin holder mints vouch:admin keys",
+            ));
+        }
+        let name = KeyName::parse(&old.name)?;
+        let key = PresentedKey::generate();
+        let new_id = self.clock.new_id();
+        self.retrying(async || {
+            let now = self.clock.now();
+            // The new key keeps the old one's lifetime, counted from now.
+            let expires_at = old.expires_at.map(|at| now + (at - old.created_at));
+            let client = self.pool.get().await?;
+            let current = self.load::<ApiKey>(&client, key_id).await?;
+            drop(client);
+            let grace_end = now + Duration::seconds(grace_seconds);
+            let expire = current.state.decide(&ApiKeyCommand::ExpireForRotation {
+                expires_at: grace_end,
+            })?;
+            let req = KeyRequest {
+                name: name.clone(),
+                scopes: scopes.clone(),
+                expires_at,
+            };
+            let create = ApiKey::default().decide(&ApiKeyCommand::Create {
+                key: Box::new(self.new_key(org_id, &key, req, Some(key_id))),
+                now,
+            })?;
+            let changes = [
+                self.change(
+                    (StreamType::ApiKey, key_id),
+                    current.version,
+                    Some(org_id),
+                    &expire,
+                )?,
+                self.change((StreamType::ApiKey, new_id), 0, Some(org_id), &create)?,
+            ];
+            self.commit(ctx, &changes).await
+        })
+        .await?;
+        Ok(IssuedKey {
+            row: self.key_row(new_id).await?,
+            key,
+        })
+    }
+
+    /// Checks a presented key for an app (`vouch:keys:verify`, `vouch:org:admin`
+    /// or `vouch:admin`). Org keys verify keys of their own org only.
+    pub async fn verify_key(&self, ctx: &Ctx, raw: &str) -> Result<Verification, AppError> {
+        let own_org = match &ctx.caller {
+            c if c.is_admin() => None,
+            Caller::ApiKey { org_id, scopes, .. }
+                if scopes.has(SCOPE_KEYS_VERIFY) || scopes.has(SCOPE_ORG_ADMIN) =>
+            {
+                Some(*org_id)
+            }
+            _ => return Err(AppError::Forbidden("needs vouch:keys:verify")),
+        };
+        let Ok(key) = PresentedKey::parse(raw) else {
+            return Ok(Verification::Invalid("malformed"));
+        };
+        let row = match self.find_presented(&key).await? {
+            Some(row) if own_org.is_none_or(|own| own == row.org_id) => row,
+            _ => return Ok(Verification::Invalid("not_found")),
+        };
+        Ok(match key_state(&row, self.clock.now()) {
+            Ok(()) => Verification::Valid(row),
+            Err(code) => Verification::Invalid(code),
+        })
+    }
+
+    /// Authenticates a caller by API key: any problem is the same 401.
+    pub async fn authenticate_key(&self, raw: &str) -> Result<Caller, AppError> {
+        let key = PresentedKey::parse(raw).map_err(|_| AppError::Unauthenticated)?;
+        let row = self
+            .find_presented(&key)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        key_state(&row, self.clock.now()).map_err(|_| AppError::Unauthenticated)?;
+        let scopes = Scopes::parse(&row.scopes)?;
+        Ok(Caller::ApiKey {
+            key_id: row.id,
+            org_id: row.org_id,
+            scopes,
+        })
+    }
+
+    async fn find_presented(&self, key: &PresentedKey) -> Result<Option<KeyRow>, AppError> {
+        let hash = key.hash();
+        let client = self.pool.get().await?;
+        let row = queries::find_key_by_hash(&client, &hash).await?;
+        Ok(row.filter(|r| hashes_equal(&r.key_hash, &hash)))
+    }
+
+    async fn org_key_row(&self, org_id: Uuid, key_id: Uuid) -> Result<KeyRow, AppError> {
+        let row = self.key_row(key_id).await?;
+        if row.org_id == org_id {
+            Ok(row)
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    async fn key_row(&self, id: Uuid) -> Result<KeyRow, AppError> {
+        let client = self.pool.get().await?;
+        queries::find_key(&client, id)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+}
+
+/// Whether a key works at `now`: revocation first, then expiry.
+fn key_state(row: &KeyRow, now: DateTime<Utc>) -> Result<(), &'static str> {
+    if row.revoked_at.is_some() {
+        return Err("revoked");
+    }
+    if row.expires_at.is_some_and(|at| at <= now) {
+        return Err("expired");
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Load, decide, append with the inline projections, retry on conflict.
+
+use super::{App, AppError, Ctx};
+use crate::domain::{Aggregate, DomainEvent};
+use crate::store::events::{self, NewEvent, RecordedEvent, StreamChange};
+use crate::store::projections;
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+/// How often a command is decided again after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+
+/// An aggregate as loaded, with the version its next event must follow.
+pub(crate) struct Loaded<A> {
+    pub state: A,
+    pub version: i32,
+}
+
+impl App {
+    /// Loads one aggregate by folding its stream.
+    pub(crate) async fn load<A: Aggregate>(
+        &self,
+        client: &impl GenericClient,
+        stream_id: Uuid,
+    ) -> Result<Loaded<A>, AppError> {
+        let stored = events::read_stream(client, A::STREAM_TYPE, stream_id).await?;
+        let mut state = A::default();
+        let mut version = 0;
+        for e in stored {
+            let data = crate::domain::stored::upcast(&e.event_type, e.schema_version, e.data)
+                .map_err(|reason| AppError::Internal(reason.into()))?;
+            let event = A::Event::from_stored(&e.event_type, data)
+                .map_err(|err| AppError::Internal(Box::new(err)))?;
+            state = state.evolve(&event);
+            version = e.version;
+        }
+        Ok(Loaded { state, version })
+    }
+
+    /// Turns decided events into a change of one stream.
+    pub(crate) fn change<E: DomainEvent>(
+        &self,
+        stream: (crate::domain::StreamType, Uuid),
+        expected_version: i32,
+        org_id: Option<Uuid>,
+        decided: &[E],
+    ) -> Result<StreamChange, AppError> {
+        let events = decided
+            .iter()
+            .map(|e| {
+                let (event_type, data) = e
+                    .to_stored()
+                    .map_err(|err| AppError::Internal(Box::new(err)))?;
+                Ok(NewEvent {
+                    event_id: self.clock.new_id(),
+                    event_type,
+                    schema_version: E::SCHEMA_VERSION,
+                    data,
+                })
+            })
+            .collect::<Result<_, AppError>>()?;
+        Ok(StreamChange {
+            stream_type: stream.0,
+            stream_id: stream.1,
+            expected_version,
+            org_id,
+            events,
+        })
+    }
+
+    /// Appends the changes and applies them to the read models in one transaction.
+    pub(crate) async fn commit(
+        &self,
+        ctx: &Ctx,
+        changes: &[StreamChange],
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let recorded = events::append(&tx, changes, &ctx.metadata(), self.clock.now()).await?;
+        for event in &recorded {
+            projections::apply(&tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Runs `attempt` again from a fresh load while it loses version races.
+    pub(crate) async fn retrying<T>(
+        &self,
+        mut attempt: impl AsyncFnMut() -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        for _ in 1..MAX_ATTEMPTS {
+            match attempt().await {
+                Err(AppError::VersionConflict) => {
+                    tokio::task::yield_now().await;
+                }
+                outcome => return outcome,
+            }
+        }
+        attempt().await
+    }
+
+    /// Decides one command on one stream and commits what it produced.
+    /// Returns the recorded events (none for a no-op).
+    pub(crate) async fn execute<A: Aggregate>(
+        &self,
+        ctx: &Ctx,
+        stream_id: Uuid,
+        org_id: Option<Uuid>,
+        command: &A::Command,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<A>(&client, stream_id).await?;
+            drop(client);
+            let decided = loaded.state.decide(command)?;
+            if decided.is_empty() {
+                return Ok(vec![]);
+            }
+            let change = self.change(
+                (A::STREAM_TYPE, stream_id),
+                loaded.version,
+                org_id,
+                &decided,
+            )?;
+            self.commit(ctx, &[change]).await
+        })
+        .await
+    }
+}

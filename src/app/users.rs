@@ -1,0 +1,100 @@
+//! User commands and queries.
+
+use super::{App, AppError, Caller, Ctx};
+use crate::auth::password::{self, NewPassword};
+use crate::domain::user::{User, UserCommand};
+use crate::domain::values::{Email, UserName};
+use crate::store::queries::{self, UserRow};
+use uuid::Uuid;
+
+/// A sign-up request, parsed.
+#[derive(Debug)]
+pub struct Registration {
+    /// Normalised email.
+    pub email: Email,
+    /// Checked password.
+    pub password: NewPassword,
+    /// Optional display name.
+    pub name: Option<UserName>,
+}
+
+impl App {
+    /// Registers a user. Open to anyone unless sign-up is closed (then admin only).
+    pub async fn register_user(&self, ctx: &Ctx, reg: Registration) -> Result<UserRow, AppError> {
+        if !self.policy.open_signup && !ctx.caller.is_admin() {
+            return Err(match ctx.caller {
+                Caller::Anonymous => AppError::Unauthenticated,
+                _ => AppError::Forbidden("sign-up is closed: only vouch:admin creates users"),
+            });
+        }
+        // argon2 runs before the transaction, on the blocking pool.
+        let password_hash = password::hash(reg.password).await?;
+        let id = self.clock.new_id();
+        let command = UserCommand::Register {
+            email: reg.email,
+            name: reg.name,
+            password_hash,
+        };
+        self.execute::<User>(ctx, id, None, &command).await?;
+        self.user_row(id).await
+    }
+
+    /// A user, visible to themself and to admins only.
+    pub async fn get_user(&self, ctx: &Ctx, id: Uuid) -> Result<UserRow, AppError> {
+        self.require_self_or_admin(ctx, id)?;
+        self.user_row(id).await
+    }
+
+    /// Renames a user (themself or an admin).
+    pub async fn rename_user(
+        &self,
+        ctx: &Ctx,
+        id: Uuid,
+        name: UserName,
+    ) -> Result<UserRow, AppError> {
+        self.require_self_or_admin(ctx, id)?;
+        self.execute::<User>(ctx, id, None, &UserCommand::Rename { name })
+            .await?;
+        self.user_row(id).await
+    }
+
+    /// Disables or enables a user (`vouch:admin`).
+    pub async fn set_user_disabled(
+        &self,
+        ctx: &Ctx,
+        id: Uuid,
+        disabled: bool,
+        reason: Option<String>,
+    ) -> Result<UserRow, AppError> {
+        if !ctx.caller.is_admin() {
+            return Err(match ctx.caller.user_id() {
+                Some(own) if own == id => AppError::Forbidden("only vouch:admin disables users"),
+                // Other users do not learn that this one exists.
+                Some(_) => AppError::NotFound,
+                None => AppError::Forbidden("only vouch:admin disables users"),
+            });
+        }
+        let command = if disabled {
+            UserCommand::Disable { reason }
+        } else {
+            UserCommand::Enable
+        };
+        self.execute::<User>(ctx, id, None, &command).await?;
+        self.user_row(id).await
+    }
+
+    fn require_self_or_admin(&self, ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+        if ctx.caller.is_admin() || ctx.caller.user_id() == Some(id) {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    async fn user_row(&self, id: Uuid) -> Result<UserRow, AppError> {
+        let client = self.pool.get().await?;
+        queries::find_user(&client, id)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+}

@@ -1,0 +1,4 @@
+//! Credentials: password hashing, the API-key format, constant-time comparison.
+
+pub mod api_key;
+pub mod password;

@@ -1,0 +1,63 @@
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+
+/// The kind of stream an event belongs to, stored in `auth_events.stream_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamType {
+    /// A user account.
+    User,
+    /// An organisation with its members.
+    Org,
+    /// An API key.
+    ApiKey,
+    /// A sign-in session.
+    Session,
+    /// A JWT signing key (public part only).
+    SigningKey,
+}
+
+impl StreamType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Org => "org",
+            Self::ApiKey => "api_key",
+            Self::Session => "session",
+            Self::SigningKey => "signing_key",
+        }
+    }
+}
+
+impl fmt::Display for StreamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event of one aggregate, stored as `(event_type, data)`.
+///
+/// Implementors are serde enums tagged `#[serde(tag = "type", content = "data")]`
+/// whose variant names are the stored event types (e.g. `api_key.revoked`).
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + fmt::Debug {
+    /// The current schema version of the payloads this type writes.
+    const SCHEMA_VERSION: i16 = 1;
+
+    /// The stored event type, e.g. `user.registered`.
+    fn event_type(&self) -> &'static str;
+
+    /// Splits the event into its stored type and payload.
+    fn to_stored(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
+        let mut value = serde_json::to_value(self)?;
+        let data = value
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        Ok((self.event_type(), data))
+    }
+
+    /// Rebuilds an event from its stored type and (already upcast) payload.
+    fn from_stored(event_type: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+    }
+}

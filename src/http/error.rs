@@ -1,0 +1,244 @@
+//! The one place errors become HTTP responses with API.md's error body.
+
+use crate::app::AppError;
+use crate::domain::DomainError;
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt;
+use utoipa::ToSchema;
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A failure of a command or query.
+    App(AppError),
+    /// The body is not syntactically valid JSON.
+    InvalidJson(String),
+    /// The body is over 64 KiB.
+    PayloadTooLarge,
+    /// The body is not declared as JSON.
+    UnsupportedMediaType,
+    /// A bad value in the body, query or headers.
+    Validation {
+        /// The field at fault, when known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// No route or method here.
+    Status(StatusCode),
+}
+
+impl ApiError {
+    /// A validation error about `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::App(AppError::Domain(e))
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (status, code, message, _) = self.parts();
+        write!(f, "{} {code}: {message}", status.as_u16())
+    }
+}
+
+/// The error body every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+    /// Equals the `X-Request-Id` response header.
+    pub request_id: String,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_error`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra facts, e.g. `{"field": "email"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+type Parts = (StatusCode, &'static str, String, Option<Value>);
+
+fn field(field: &str) -> Option<Value> {
+    Some(json!({ "field": field }))
+}
+
+fn domain_parts(e: &DomainError) -> Parts {
+    use StatusCode as S;
+    match e {
+        DomainError::Validation { field: f, message } => (
+            S::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            format!("{f}: {message}"),
+            field(f),
+        ),
+        DomainError::NotFound => (S::NOT_FOUND, "not_found", "no such object".into(), None),
+        DomainError::AlreadyExists => (S::CONFLICT, "conflict", e.to_string(), None),
+        DomainError::AlreadyMember => (S::CONFLICT, "already_member", e.to_string(), None),
+        DomainError::LastOwner => (S::CONFLICT, "last_owner", e.to_string(), None),
+        DomainError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
+        DomainError::Conflict(m) => (S::CONFLICT, "conflict", (*m).into(), None),
+    }
+}
+
+impl ApiError {
+    fn parts(&self) -> Parts {
+        use StatusCode as S;
+        match self {
+            Self::App(e) => match e {
+                AppError::Domain(d) => domain_parts(d),
+                AppError::Unauthenticated => (
+                    S::UNAUTHORIZED,
+                    "unauthenticated",
+                    "a valid credential is required".into(),
+                    None,
+                ),
+                AppError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
+                AppError::NotFound => (S::NOT_FOUND, "not_found", "no such object".into(), None),
+                AppError::EmailTaken => (
+                    S::CONFLICT,
+                    "email_taken",
+                    "email is already registered".into(),
+                    field("email"),
+                ),
+                AppError::SlugTaken => (
+                    S::CONFLICT,
+                    "slug_taken",
+                    "slug is already in use".into(),
+                    field("slug"),
+                ),
+                AppError::VersionConflict => (
+                    S::CONFLICT,
+                    "conflict",
+                    "the object changed concurrently; retry".into(),
+                    None,
+                ),
+                AppError::Unavailable(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database cannot be reached".into(),
+                    None,
+                ),
+                AppError::Internal(_) => (
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".into(),
+                    None,
+                ),
+            },
+            Self::InvalidJson(m) => (S::BAD_REQUEST, "invalid_json", m.clone(), None),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is over 64 KiB".into(),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json".into(),
+                None,
+            ),
+            Self::Validation { field: f, message } => (
+                S::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                message.clone(),
+                f.as_deref().and_then(field),
+            ),
+            Self::Status(s) => status_parts(*s),
+        }
+    }
+
+    /// Renders the error body for a request id.
+    pub fn render(&self, request_id: &str) -> HttpResponse {
+        let (status, code, message, details) = self.parts();
+        let mut res = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.json(ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message,
+                details,
+            },
+            request_id: request_id.into(),
+        })
+    }
+}
+
+impl ApiError {
+    /// Logs the error's cause chain where it is a fault of ours or of the database.
+    pub fn log(&self, request_id: &str) {
+        match self {
+            Self::App(AppError::Internal(e)) => {
+                tracing::error!(request_id, error = %error_chain(e.as_ref()), "internal error");
+            }
+            Self::App(AppError::Unavailable(e)) => {
+                tracing::warn!(request_id, error = %error_chain(e), "database unavailable");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The parts of a bare status (no route, wrong method).
+fn status_parts(status: StatusCode) -> Parts {
+    let (code, message) = match status.as_u16() {
+        404 => ("not_found", "no such object"),
+        405 => ("method_not_allowed", "method not allowed on this path"),
+        401 => ("unauthenticated", "a valid credential is required"),
+        400 => ("invalid_json", "bad request"),
+        413 => ("payload_too_large", "the body is over 64 KiB"),
+        s if s >= 500 => ("internal", "internal error"),
+        _ => ("bad_request", "bad request"),
+    };
+    (status, code, message.into(), None)
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // The request-id middleware renders the body again with the request's id.
+        self.render("")
+    }
+}

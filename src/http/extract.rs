@@ -1,0 +1,194 @@
+//! Extractors: JSON bodies with API.md's errors, and the authenticated caller.
+
+use super::error::ApiError;
+use super::middleware::RequestId;
+use crate::app::{App, AppError, Caller, Ctx};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+/// Largest accepted body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body: 415 without a JSON content type, 413 over 64 KiB, 400 for
+/// broken JSON, 422 for a missing, unknown or wrongly typed field.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+/// Like [`Json`], but an empty body means `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.mime_type().ok().flatten().is_some_and(|m| {
+        (m.type_() == "application" && m.subtype() == "json")
+            || m.suffix().is_some_and(|s| s == "json")
+    })
+}
+
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::BytesMut, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::InvalidJson(format!("body is not valid JSON: {e}"))
+            }
+            Category::Data => {
+                let message = e.to_string();
+                let field = message.split('`').nth(1).map(str::to_owned);
+                ApiError::Validation { field, message }
+            }
+        }
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            if !is_json(&req) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let body = read_body(&req, payload).await?;
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&req, payload).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            if !is_json(&req) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            parse_json(&body).map(OptionalJson)
+        })
+    }
+}
+
+/// An authenticated caller, as the request's context. 401 otherwise.
+#[derive(Debug)]
+pub struct Auth(pub Ctx);
+
+/// The request's context whether or not it carries a credential; a credential
+/// that is present must be valid.
+#[derive(Debug)]
+pub struct MaybeAuth(pub Ctx);
+
+fn base_ctx(req: &HttpRequest) -> Ctx {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect());
+    Ctx {
+        caller: Caller::Anonymous,
+        request_id,
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent,
+    }
+}
+
+/// The bearer credential, if the request has an Authorization header.
+fn bearer(req: &HttpRequest) -> Option<Result<String, AppError>> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    Some(parsed.ok_or(AppError::Unauthenticated))
+}
+
+async fn authenticate(app: &App, token: &str) -> Result<Caller, AppError> {
+    if token.starts_with(crate::auth::api_key::KEY_PREFIX) {
+        app.authenticate_key(token).await
+    } else {
+        Err(AppError::Unauthenticated)
+    }
+}
+
+fn app_of(req: &HttpRequest) -> Result<web::Data<App>, ApiError> {
+    req.app_data::<web::Data<App>>()
+        .cloned()
+        .ok_or_else(|| ApiError::App(AppError::Internal("application state missing".into())))
+}
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut ctx = base_ctx(req);
+        let token = bearer(req);
+        let app = app_of(req);
+        Box::pin(async move {
+            let token = token.ok_or(AppError::Unauthenticated)??;
+            let app = app?;
+            ctx.caller = authenticate(&app, &token).await?;
+            Ok(Auth(ctx))
+        })
+    }
+}
+
+impl FromRequest for MaybeAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut ctx = base_ctx(req);
+        let token = bearer(req);
+        let app = app_of(req);
+        Box::pin(async move {
+            if let Some(token) = token {
+                let app = app?;
+                ctx.caller = authenticate(&app, &token?).await?;
+            }
+            Ok(MaybeAuth(ctx))
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! HTTP: the route table, extractors, error mapping, metrics, OpenAPI.
+
+pub mod dto;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod keys;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod orgs;
+pub mod users;
+
+use actix_web::web::{self, delete, get, patch, post};
+use error::ApiError;
+
+/// Registers every route. One hop from here to each handler.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::validation("query", e.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|_, _| ApiError::Status(actix_web::http::StatusCode::NOT_FOUND).into()),
+    )
+    .route("/healthz", get().to(ops::healthz))
+    .route("/readyz", get().to(ops::readyz))
+    .route("/metrics", get().to(ops::metrics))
+    .route("/openapi.json", get().to(ops::openapi))
+    .route("/v1/users", post().to(users::create_user))
+    .route("/v1/users/{id}", get().to(users::get_user))
+    .route("/v1/users/{id}", patch().to(users::update_user))
+    .route("/v1/users/{id}/disable", post().to(users::disable_user))
+    .route("/v1/users/{id}/enable", post().to(users::enable_user))
+    .route("/v1/orgs", post().to(orgs::create_org))
+    .route("/v1/orgs", get().to(orgs::list_orgs))
+    .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
+    .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))
+    .route("/v1/orgs/{org_id}/members", get().to(orgs::list_members))
+    .route("/v1/orgs/{org_id}/members", post().to(orgs::add_member))
+    .route(
+        "/v1/orgs/{org_id}/members/{user_id}",
+        patch().to(orgs::change_member),
+    )
+    .route(
+        "/v1/orgs/{org_id}/members/{user_id}",
+        delete().to(orgs::remove_member),
+    )
+    .route("/v1/orgs/{org_id}/keys", post().to(keys::create_key))
+    .route("/v1/orgs/{org_id}/keys", get().to(keys::list_keys))
+    .route("/v1/orgs/{org_id}/keys/{key_id}", get().to(keys::get_key))
+    .route(
+        "/v1/orgs/{org_id}/keys/{key_id}/revoke",
+        post().to(keys::revoke_key),
+    )
+    .route(
+        "/v1/orgs/{org_id}/keys/{key_id}/rotate",
+        post().to(keys::rotate_key),
+    )
+    .route(
+        "/v1/orgs/{org_id}/events",
+        get().to(events::list_org_events),
+    )
+    .route("/v1/keys/verify", post().to(keys::verify_key))
+    .route("/v1/events", get().to(events::list_events))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::Status(actix_web::http::StatusCode::NOT_FOUND))
+}

@@ -1,0 +1,127 @@
+//! `/v1/users` routes.
+
+use super::dto::UserDto;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Auth, Json, MaybeAuth, OptionalJson};
+use crate::app::users::Registration;
+use crate::app::App;
+use crate::auth::password::NewPassword;
+use crate::domain::values::{Email, UserName};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Sign-up request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Email (normalised: trimmed, lower-cased).
+    pub email: String,
+    /// 8 to 128 characters, not a common password.
+    pub password: String,
+    /// Display name, up to 200 characters.
+    pub name: Option<String>,
+}
+
+/// Profile change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// New display name.
+    pub name: String,
+}
+
+/// Optional reason for disabling or enabling.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Why, for the audit trail (up to 500 characters).
+    pub reason: Option<String>,
+}
+
+/// Checks an optional free-text reason.
+pub fn parse_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    match reason {
+        Some(r) if r.chars().count() > 500 => {
+            Err(ApiError::validation("reason", "at most 500 characters"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = UserDto), (status = 409, description = "email_taken", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create_user(
+    app: web::Data<App>,
+    MaybeAuth(ctx): MaybeAuth,
+    Json(body): Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let reg = Registration {
+        email: Email::parse(&body.email)?,
+        password: NewPassword::parse("password", &body.password)?,
+        name: body.name.as_deref().map(UserName::parse).transpose()?,
+    };
+    let user = app.register_user(&ctx, reg).await?;
+    Ok(HttpResponse::Created().json(UserDto::from(user)))
+}
+
+/// A user (themself or `vouch:admin`).
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_user(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let user = app.get_user(&ctx, *id).await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}
+
+/// Renames a user (themself or `vouch:admin`).
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UpdateUser,
+    responses((status = 200, body = UserDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    Json(body): Json<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let name = UserName::parse(&body.name)?;
+    let user = app.rename_user(&ctx, *id, name).await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}
+
+/// Disables a user (`vouch:admin`).
+#[utoipa::path(post, path = "/v1/users/{id}/disable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Reason, description = "optional"),
+    responses((status = 200, body = UserDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn disable_user(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    OptionalJson(body): OptionalJson<Reason>,
+) -> Result<HttpResponse, ApiError> {
+    let user = app
+        .set_user_disabled(&ctx, *id, true, parse_reason(body.reason)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}
+
+/// Enables a user (`vouch:admin`).
+#[utoipa::path(post, path = "/v1/users/{id}/enable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Reason, description = "optional"),
+    responses((status = 200, body = UserDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn enable_user(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    OptionalJson(body): OptionalJson<Reason>,
+) -> Result<HttpResponse, ApiError> {
+    parse_reason(body.reason)?;
+    let user = app.set_user_disabled(&ctx, *id, false, None).await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}

@@ -1,0 +1,13 @@
+//! vouch: an event-sourced authentication service.
+//!
+//! Every change is a command that appends immutable events to `auth_events`;
+//! inline projections keep the read models the API reads. See `docs/architecture.md`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

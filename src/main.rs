@@ -1,0 +1,96 @@
+//! The `vouch` command line.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use vouch::app::{App, Bootstrap, Policy};
+use vouch::config::Settings;
+use vouch::startup::Application;
+use vouch::store::{self, migrate};
+
+/// vouch: event-sourced authentication service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, bootstrap on an empty log, and serve the HTTP API.
+    Serve(Settings),
+    /// Create the database if missing and apply migrations, then exit.
+    Migrate(Settings),
+    /// Mint a fresh vouch:admin key in the system org (recorded as events) and print it.
+    MintAdminKey {
+        #[command(flatten)]
+        settings: Settings,
+        /// Label of the new key.
+        #[arg(long, default_value = "operator admin")]
+        name: String,
+    },
+}
+
+fn print_key(title: &str, key: &str) {
+    let line = "=".repeat(72);
+    println!("{line}\n{title}\n\n    {key}\n\nIt is shown only this once: store it now.\n{line}");
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Serve(settings) => {
+            let bind = settings.bind.clone();
+            let application = Application::build(settings).await?;
+            if let Bootstrap::Created(issued) = application.bootstrap() {
+                print_key(
+                    "vouch bootstrap: admin API key (scope vouch:admin)",
+                    issued.key.expose(),
+                );
+            }
+            tracing::info!(bind = %bind, port = application.port(), "vouch is serving");
+            application.run_until_stopped().await?;
+        }
+        Command::Migrate(settings) => {
+            let pool = store::connect(&settings.database_url, 1).await?;
+            migrate::run(&pool).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::MintAdminKey { settings, name } => {
+            let pool = store::connect(&settings.database_url, 2).await?;
+            migrate::run(&pool).await?;
+            let app = App::new(
+                pool,
+                Policy {
+                    open_signup: settings.open_signup,
+                },
+            );
+            if let Bootstrap::Created(issued) = app.bootstrap().await? {
+                print_key(
+                    "vouch bootstrap: admin API key (scope vouch:admin)",
+                    issued.key.expose(),
+                );
+                return Ok(());
+            }
+            let issued = app.mint_admin_key(&name).await?;
+            print_key(
+                "vouch: new admin API key (scope vouch:admin)",
+                issued.key.expose(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vouch::telemetry::init();
+    let outcome = actix_web::rt::System::new().block_on(run(cli));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "vouch stopped with an error");
+            eprintln!("vouch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Start-up as a value: build the whole service from [`Settings`], then run it.
+
+use crate::app::{App, Bootstrap, Policy};
+use crate::config::Settings;
+use crate::http::{self, metrics::Metrics, ops::BusProbe};
+use crate::store::{self, migrate, StoreError};
+use actix_web::{dev::Server, middleware::from_fn, web, HttpServer};
+use std::net::TcpListener;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be prepared.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// Bootstrapping failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] crate::app::AppError),
+    /// The address could not be bound.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A built, not yet running, service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    app: App,
+    bootstrap: Bootstrap,
+}
+
+impl Application {
+    /// Creates the database if missing, migrates, bootstraps, and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let pool = store::connect(&settings.database_url, settings.db_pool_size).await?;
+        migrate::run(&pool).await?;
+        let app = App::new(
+            pool,
+            Policy {
+                open_signup: settings.open_signup,
+            },
+        );
+        let bootstrap = app.bootstrap().await?;
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let metrics = web::Data::new(Metrics::new()?);
+        let bus = web::Data::new(BusProbe::from_url(&settings.amqp_url));
+        let data = web::Data::new(app.clone());
+        let mut server = HttpServer::new(move || {
+            actix_web::App::new()
+                .wrap(from_fn(http::middleware::request_context))
+                .app_data(data.clone())
+                .app_data(metrics.clone())
+                .app_data(bus.clone())
+                .configure(http::routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        if settings.http_workers > 0 {
+            server = server.workers(settings.http_workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port,
+            app,
+            bootstrap,
+        })
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The application behind the routes.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// What start-up bootstrapped (the first admin key, on an empty log).
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// Serves until the process is told to stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,261 @@
+//! The event store: append with an expected version, read a stream, read the
+//! log in commit-safe order.
+
+use super::StoreError;
+use crate::domain::StreamType;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// One event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Unique id (idempotency; `message_id` on the bus).
+    pub event_id: Uuid,
+    /// Stored type, e.g. `api_key.revoked`.
+    pub event_type: &'static str,
+    /// Payload schema version.
+    pub schema_version: i16,
+    /// Payload.
+    pub data: Value,
+}
+
+/// New events for one stream, appended only if the stream is still at `expected_version`.
+#[derive(Debug, Clone)]
+pub struct StreamChange {
+    /// The stream's type.
+    pub stream_type: StreamType,
+    /// The stream (aggregate) id.
+    pub stream_id: Uuid,
+    /// The version the decision was based on (0 for a new stream).
+    pub expected_version: i32,
+    /// The tenant the events belong to.
+    pub org_id: Option<Uuid>,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// An event as stored in the log.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// Insertion position (not commit order).
+    pub position: i64,
+    /// Writing transaction; with `position`, the commit-safe sort key.
+    pub transaction_id: u64,
+    /// Unique event id.
+    pub event_id: Uuid,
+    /// Stream type.
+    pub stream_type: String,
+    /// Stream id.
+    pub stream_id: Uuid,
+    /// Version within the stream.
+    pub version: i32,
+    /// Stored type.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: i16,
+    /// Tenant.
+    pub org_id: Option<Uuid>,
+    /// Payload (unredacted: redact before it leaves the process).
+    pub data: Value,
+    /// Actor, request id and other context.
+    pub metadata: Value,
+    /// When the command was decided.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl RecordedEvent {
+    /// The commit-safe position of this event.
+    pub fn cursor(&self) -> LogPosition {
+        LogPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// A point in the commit-safe order: `(transaction_id, position)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    /// Writing transaction id.
+    pub transaction_id: u64,
+    /// Position within the log.
+    pub position: i64,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO auth_events \
+    (event_id, stream_type, stream_id, version, event_type, schema_version, org_id, data, metadata, occurred_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    RETURNING position, transaction_id::text";
+
+/// Appends changes inside `tx`. A stream that moved on since it was read gives
+/// [`StoreError::VersionConflict`] (the unique `(stream_id, version)` decides).
+pub async fn append(
+    tx: &Transaction<'_>,
+    changes: &[StreamChange],
+    metadata: &Value,
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let stmt = tx.prepare_cached(INSERT_EVENT).await?;
+    let mut recorded = Vec::new();
+    for change in changes {
+        for (i, event) in change.events.iter().enumerate() {
+            let version = change.expected_version + 1 + i as i32;
+            let row = tx
+                .query_one(
+                    &stmt,
+                    &[
+                        &event.event_id,
+                        &change.stream_type.as_str(),
+                        &change.stream_id,
+                        &version,
+                        &event.event_type,
+                        &event.schema_version,
+                        &change.org_id,
+                        &event.data,
+                        metadata,
+                        &occurred_at,
+                    ],
+                )
+                .await?;
+            recorded.push(RecordedEvent {
+                position: row.try_get(0)?,
+                transaction_id: parse_xid(row.try_get(1)?)?,
+                event_id: event.event_id,
+                stream_type: change.stream_type.as_str().to_owned(),
+                stream_id: change.stream_id,
+                version,
+                event_type: event.event_type.to_owned(),
+                schema_version: event.schema_version,
+                org_id: change.org_id,
+                data: event.data.clone(),
+                metadata: metadata.clone(),
+                occurred_at,
+            });
+        }
+    }
+    Ok(recorded)
+}
+
+/// One stored event of a stream, before decoding.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    /// Version within the stream.
+    pub version: i32,
+    /// Stored type.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: i16,
+    /// Payload.
+    pub data: Value,
+}
+
+/// Reads all events of one stream of `stream_type`, in version order.
+pub async fn read_stream(
+    client: &impl GenericClient,
+    stream_type: StreamType,
+    stream_id: Uuid,
+) -> Result<Vec<StreamEvent>, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT version, event_type, schema_version, data FROM auth_events \
+             WHERE stream_id = $1 AND stream_type = $2 ORDER BY version",
+        )
+        .await?;
+    let rows = client
+        .query(&stmt, &[&stream_id, &stream_type.as_str()])
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StreamEvent {
+                version: r.try_get(0)?,
+                event_type: r.try_get(1)?,
+                schema_version: r.try_get(2)?,
+                data: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// What to read from the log.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Read strictly after this point.
+    pub after: LogPosition,
+    /// At most this many events.
+    pub limit: i64,
+    /// Only this tenant's events.
+    pub org_id: Option<Uuid>,
+    /// Only events of this type.
+    pub event_type: Option<String>,
+    /// Only events of this stream.
+    pub stream_id: Option<Uuid>,
+}
+
+const LOG_COLUMNS: &str =
+    "position, transaction_id::text, event_id, stream_type, stream_id, version, \
+    event_type, schema_version, org_id, data, metadata, occurred_at";
+
+/// Reads the log after a point in commit-safe order.
+///
+/// Only rows of transactions older than every transaction still running are
+/// returned (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, taken
+/// in this same statement), so a row that becomes visible later always sorts
+/// after everything already returned: a cursor never skips or repeats.
+pub async fn read_log(
+    client: &impl GenericClient,
+    q: &LogQuery,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let tenant = if q.org_id.is_some() {
+        "org_id = $4 AND"
+    } else {
+        "$4::uuid IS NULL AND"
+    };
+    let sql = format!(
+        "SELECT {LOG_COLUMNS} FROM auth_events \
+         WHERE {tenant} (transaction_id, position) > ($1::text::xid8, $2) \
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND ($5::text IS NULL OR event_type = $5) \
+           AND ($6::uuid IS NULL OR stream_id = $6) \
+         ORDER BY transaction_id, position LIMIT $3"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &q.after.transaction_id.to_string(),
+                &q.after.position,
+                &q.limit,
+                &q.org_id,
+                &q.event_type,
+                &q.stream_id,
+            ],
+        )
+        .await?;
+    rows.iter().map(recorded_from_row).collect()
+}
+
+fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: r.try_get(0)?,
+        transaction_id: parse_xid(r.try_get(1)?)?,
+        event_id: r.try_get(2)?,
+        stream_type: r.try_get(3)?,
+        stream_id: r.try_get(4)?,
+        version: r.try_get(5)?,
+        event_type: r.try_get(6)?,
+        schema_version: r.try_get(7)?,
+        org_id: r.try_get(8)?,
+        data: r.try_get(9)?,
+        metadata: r.try_get(10)?,
+        occurred_at: r.try_get(11)?,
+    })
+}
+
+fn parse_xid(text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Decode(format!("transaction id {text:?}")))
+}

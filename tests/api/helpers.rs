@@ -1,0 +1,229 @@
+//! `spawn_app`: a fresh database, migrated and bootstrapped, and a server on port 0.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use uuid::Uuid;
+use vouch::app::Bootstrap;
+use vouch::config::Settings;
+use vouch::startup::Application;
+
+pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub admin_key: String,
+    pub client: awc::Client,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+pub fn fresh_database_url() -> String {
+    format!("{PG}/vouch_test_{}", Uuid::new_v4().simple())
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = fresh_database_url();
+    let mut settings = Settings::for_database(&database_url);
+    adjust(&mut settings);
+    let application = Application::build(settings).await.expect("service starts");
+    let Bootstrap::Created(issued) = application.bootstrap() else {
+        panic!("a fresh database is bootstrapped");
+    };
+    let admin_key = issued.key.expose().to_owned();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    actix_web::rt::spawn(application.run_until_stopped());
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    TestApp {
+        address,
+        database_url,
+        admin_key,
+        client,
+    }
+}
+
+/// Secrets must never leave the service except the one plaintext key of a create.
+fn assert_no_secrets(text: &str) {
+    assert!(!text.contains("$argon2"), "a password hash leaked: {text}");
+    for field in ["password_hash", "key_hash", "refresh_token_hash"] {
+        let needle = format!("\"{field}\":\"");
+        if let Some(at) = text.find(&needle) {
+            let rest = &text[at + needle.len()..];
+            assert!(rest.starts_with("[redacted]"), "{field} leaked: {text}");
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(key) = key {
+            req = req.insert_header(("Authorization", format!("Bearer {key}")));
+        }
+        let mut res = match body {
+            Some(body) => req.send_json(&body).await.unwrap(),
+            None => req.send().await.unwrap(),
+        };
+        let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert_no_secrets(&text);
+        Response {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(key) = key {
+            req = req.insert_header(("Authorization", format!("Bearer {key}")));
+        }
+        if let Some(ct) = content_type {
+            req = req.insert_header(("Content-Type", ct));
+        }
+        let mut res = req.send_body(body).await.unwrap();
+        let bytes = res.body().limit(64 * 1024 * 1024).await.unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        Response {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.request("GET", path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request("POST", path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request("PATCH", path, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Response {
+        self.request("DELETE", path, Some(key), None).await
+    }
+
+    pub async fn create_user(&self, email: &str) -> Value {
+        let res = self
+            .request(
+                "POST",
+                "/v1/users",
+                None,
+                Some(json!({"email": email, "password": "a long enough passphrase"})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        res.body
+    }
+
+    pub async fn create_org(&self, slug: &str, owner_id: Option<&str>) -> Value {
+        let res = self
+            .post(
+                "/v1/orgs",
+                &self.admin_key,
+                json!({"name": slug, "slug": slug, "owner_id": owner_id}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        res.body
+    }
+
+    /// Issues a key in `org_id` with `scopes` (as admin); returns (id, plaintext).
+    pub async fn create_key(&self, org_id: &str, scopes: &[&str]) -> (String, String) {
+        let res = self
+            .post(
+                &format!("/v1/orgs/{org_id}/keys"),
+                &self.admin_key,
+                json!({"name": "test key", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        (id(&res.body), res.body["key"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        actix_web::rt::spawn(conn);
+        client
+    }
+
+    pub async fn count_events(&self, event_type: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM auth_events WHERE event_type = $1",
+                &[&event_type],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl TestApp {
+    /// Polls a log page until it holds at least `n` items: the commit-safe feed
+    /// shows an event once every transaction older than it has ended, which
+    /// other tests' transactions on the same server can delay briefly.
+    pub async fn events_eventually(&self, path: &str, key: &str, n: usize) -> Response {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let res = self.get(path, key).await;
+            let len = res.body["items"].as_array().map_or(0, Vec::len);
+            if res.status != 200 || len >= n || std::time::Instant::now() > deadline {
+                return res;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("object has an id").to_owned()
+}
+
+#[track_caller]
+pub fn assert_error(res: &Response, status: u16, code: &str) {
+    assert_eq!(res.status, status, "{}", res.text);
+    assert_eq!(res.body["error"]["code"], code, "{}", res.text);
+    let header = res.headers.get("x-request-id").unwrap().to_str().unwrap();
+    assert_eq!(res.body["request_id"], header);
+}

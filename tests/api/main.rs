@@ -1,0 +1,16 @@
+//! Integration tests: each test gets its own database and a server on a free port.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    missing_docs
+)]
+
+mod concurrency;
+mod events;
+mod helpers;
+mod keys;
+mod log_order;
+mod ops;
+mod orgs;
+mod users;

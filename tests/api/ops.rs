@@ -1,0 +1,153 @@
+use crate::helpers::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn health_ready_metrics_and_request_ids() {
+    let app = spawn_app().await;
+    let res = app.request("GET", "/healthz", None, None).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, json!({"status": "ok"}));
+    assert!(res.headers.get("x-request-id").is_some());
+
+    let res = app.request("GET", "/readyz", None, None).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body["database"], "up");
+    assert_eq!(res.body["status"], "ready");
+
+    let res = app.request("GET", "/metrics", None, None).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.text.contains("vouch_http_requests_total"),
+        "{}",
+        res.text
+    );
+}
+
+#[actix_web::test]
+async fn a_sane_client_request_id_is_echoed_and_a_bad_one_replaced() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}/v1/orgs", app.address))
+        .insert_header(("X-Request-Id", "client-abc.123"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "client-abc.123");
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .insert_header(("X-Request-Id", "bad id with spaces"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        res.headers().get("x-request-id").unwrap(),
+        "bad id with spaces"
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_are_json_404s() {
+    let app = spawn_app().await;
+    let res = app.request("GET", "/nope", None, None).await;
+    assert_error(&res, 404, "not_found");
+    let res = app.get("/v1/orgs/not-a-uuid", &app.admin_key).await;
+    assert_error(&res, 404, "not_found");
+}
+
+#[actix_web::test]
+async fn openapi_documents_every_route() {
+    let app = spawn_app().await;
+    let res = app.request("GET", "/openapi.json", None, None).await;
+    assert_eq!(res.status, 200);
+    assert!(res.body["openapi"].as_str().unwrap().starts_with("3."));
+    let expected = [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+        ("post", "/v1/users"),
+        ("get", "/v1/users/{id}"),
+        ("patch", "/v1/users/{id}"),
+        ("post", "/v1/users/{id}/disable"),
+        ("post", "/v1/users/{id}/enable"),
+        ("post", "/v1/orgs"),
+        ("get", "/v1/orgs"),
+        ("get", "/v1/orgs/{org_id}"),
+        ("patch", "/v1/orgs/{org_id}"),
+        ("get", "/v1/orgs/{org_id}/members"),
+        ("post", "/v1/orgs/{org_id}/members"),
+        ("patch", "/v1/orgs/{org_id}/members/{user_id}"),
+        ("delete", "/v1/orgs/{org_id}/members/{user_id}"),
+        ("post", "/v1/orgs/{org_id}/keys"),
+        ("get", "/v1/orgs/{org_id}/keys"),
+        ("get", "/v1/orgs/{org_id}/keys/{key_id}"),
+        ("post", "/v1/orgs/{org_id}/keys/{key_id}/revoke"),
+        ("post", "/v1/orgs/{org_id}/keys/{key_id}/rotate"),
+        ("post", "/v1/keys/verify"),
+        ("get", "/v1/events"),
+        ("get", "/v1/orgs/{org_id}/events"),
+    ];
+    for (method, path) in expected {
+        assert!(
+            res.body["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn protected_routes_need_a_valid_credential() {
+    let app = spawn_app().await;
+    for key in [
+        None,
+        Some("garbage"),
+        Some("vk_short"),
+        Some("eyJhbGciOiJub25lIn0.e30."),
+    ] {
+        let res = app.request("GET", "/v1/orgs", key, None).await;
+        assert_error(&res, 401, "unauthenticated");
+        assert_eq!(res.headers.get("www-authenticate").unwrap(), "Bearer");
+    }
+    // A well-formed key that was never issued.
+    let org = app.create_org("acme", None).await;
+    let (_, key) = app.create_key(&id(&org), &[]).await;
+    let mut forged = key.into_bytes();
+    forged.swap(5, 6);
+    let forged = String::from_utf8(forged).unwrap();
+    let res = app.get("/v1/orgs", &forged).await;
+    assert_error(&res, 401, "unauthenticated");
+}
+
+#[actix_web::test]
+async fn three_instances_starting_together_migrate_once() {
+    let url = fresh_database_url();
+    let build = |url: String| async move {
+        vouch::startup::Application::build(vouch::config::Settings::for_database(url)).await
+    };
+    let (a, b, c) = tokio::join!(build(url.clone()), build(url.clone()), build(url.clone()));
+    let apps = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let created = apps
+        .iter()
+        .filter(|a| matches!(a.bootstrap(), vouch::app::Bootstrap::Created(_)))
+        .count();
+    assert_eq!(created, 1, "exactly one instance bootstraps");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(conn);
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let files = std::fs::read_dir("migrations").unwrap().count() as i64;
+    assert_eq!(applied, files);
+    let orgs: i64 = client
+        .query_one("SELECT count(*) FROM orgs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orgs, 1);
+}
