@@ -151,3 +151,22 @@ async fn three_instances_starting_together_migrate_once() {
         .get(0);
     assert_eq!(orgs, 1);
 }
+
+#[actix_web::test]
+async fn an_operator_mints_a_fresh_admin_key_recorded_as_events() {
+    let app = spawn_app().await;
+    let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
+    let operator = vouch::app::App::new(pool, vouch::app::Policy { open_signup: true });
+    let issued = operator.mint_admin_key("operator").await.unwrap();
+    let key = issued.key.expose().to_owned();
+    assert_ne!(key, app.admin_key);
+    let res = app.get("/v1/events?type=api_key.created", &key).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let created = app
+        .events_eventually("/v1/events?type=api_key.created", &key, 2)
+        .await;
+    let items = created.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["data"]["scopes"], json!(["vouch:admin"]));
+    assert_eq!(items[1]["metadata"]["actor"]["type"], "system");
+}
