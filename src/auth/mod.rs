@@ -1,4 +1,5 @@
 //! Credentials: password hashing, the API-key format, constant-time comparison.
 
 pub mod api_key;
+pub mod jwt;
 pub mod password;
