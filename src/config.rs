@@ -37,6 +37,71 @@ pub struct Settings {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "VOUCH_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
+
+    /// Sessions, tokens and sign-in throttling.
+    #[command(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// Sessions, tokens and sign-in throttling.
+#[derive(Debug, Clone, Args)]
+pub struct AuthSettings {
+    /// `iss` of access tokens.
+    #[arg(long, env = "VOUCH_JWT_ISSUER", default_value = "vouch")]
+    pub jwt_issuer: String,
+
+    /// `aud` of access tokens.
+    #[arg(long, env = "VOUCH_JWT_AUDIENCE", default_value = "vouch")]
+    pub jwt_audience: String,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "VOUCH_ACCESS_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub access_token_ttl_seconds: i64,
+
+    /// Absolute session lifetime in seconds (refreshing does not extend it).
+    #[arg(long, env = "VOUCH_SESSION_TTL_SECONDS", default_value_t = 30 * 24 * 3600)]
+    pub session_ttl_seconds: i64,
+
+    /// Seconds a new signing key is published in the JWKS before it signs.
+    #[arg(long, env = "VOUCH_JWKS_PUBLISH_DELAY_SECONDS", default_value_t = 60)]
+    pub jwks_publish_delay_seconds: i64,
+
+    /// Failed sign-ins per email within the email window before 429.
+    #[arg(long, env = "VOUCH_SIGNIN_EMAIL_FAILURES", default_value_t = 5)]
+    pub signin_email_failures: usize,
+
+    /// The email window in seconds.
+    #[arg(long, env = "VOUCH_SIGNIN_EMAIL_WINDOW_SECONDS", default_value_t = 900)]
+    pub signin_email_window_seconds: i64,
+
+    /// Sign-in attempts per client address within the address window before 429.
+    #[arg(long, env = "VOUCH_SIGNIN_IP_ATTEMPTS", default_value_t = 30)]
+    pub signin_ip_attempts: usize,
+
+    /// The sign-in address window in seconds.
+    #[arg(long, env = "VOUCH_SIGNIN_IP_WINDOW_SECONDS", default_value_t = 60)]
+    pub signin_ip_window_seconds: i64,
+
+    /// Sign-ups per client address per minute before 429.
+    #[arg(long, env = "VOUCH_SIGNUP_IP_ATTEMPTS", default_value_t = 20)]
+    pub signup_ip_attempts: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_issuer: "vouch".into(),
+            jwt_audience: "vouch".into(),
+            access_token_ttl_seconds: 900,
+            session_ttl_seconds: 30 * 24 * 3600,
+            jwks_publish_delay_seconds: 60,
+            signin_email_failures: 5,
+            signin_email_window_seconds: 900,
+            signin_ip_attempts: 30,
+            signin_ip_window_seconds: 60,
+            signup_ip_attempts: 20,
+        }
+    }
 }
 
 impl Settings {
@@ -49,6 +114,10 @@ impl Settings {
             open_signup: true,
             db_pool_size: 8,
             http_workers: 1,
+            auth: AuthSettings {
+                jwks_publish_delay_seconds: 0,
+                ..AuthSettings::default()
+            },
         }
     }
 }

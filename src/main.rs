@@ -21,6 +21,9 @@ enum Command {
     Serve(Settings),
     /// Create the database if missing and apply migrations, then exit.
     Migrate(Settings),
+    /// Manage JWT signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Mint a fresh vouch:admin key in the system org (recorded as events) and print it.
     MintAdminKey {
         #[command(flatten)]
@@ -29,6 +32,13 @@ enum Command {
         #[arg(long, default_value = "operator admin")]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a new signing key. It signs once published in the JWKS for
+    /// VOUCH_JWKS_PUBLISH_DELAY_SECONDS; older keys stay until their tokens expire.
+    Rotate(Settings),
 }
 
 fn print_key(title: &str, key: &str) {
@@ -55,15 +65,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             migrate::run(&pool).await?;
             tracing::info!("migrations applied");
         }
+        Command::Keys(KeysCommand::Rotate(settings)) => {
+            let pool = store::connect(&settings.database_url, 2).await?;
+            migrate::run(&pool).await?;
+            let app = App::new(pool, Policy::from_settings(&settings));
+            let kid = app.rotate_signing_key().await?;
+            println!("new signing key: {kid}");
+        }
         Command::MintAdminKey { settings, name } => {
             let pool = store::connect(&settings.database_url, 2).await?;
             migrate::run(&pool).await?;
-            let app = App::new(
-                pool,
-                Policy {
-                    open_signup: settings.open_signup,
-                },
-            );
+            let app = App::new(pool, Policy::from_settings(&settings));
             if let Bootstrap::Created(issued) = app.bootstrap().await? {
                 print_key(
                     "vouch bootstrap: admin API key (scope vouch:admin)",

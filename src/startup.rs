@@ -42,13 +42,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let pool = store::connect(&settings.database_url, settings.db_pool_size).await?;
         migrate::run(&pool).await?;
-        let app = App::new(
-            pool,
-            Policy {
-                open_signup: settings.open_signup,
-            },
-        );
+        let app = App::new(pool, Policy::from_settings(&settings));
         let bootstrap = app.bootstrap().await?;
+        app.ensure_signing_key().await?;
+        crate::app::maintenance::spawn(app.clone());
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
             addr: settings.bind.clone(),
             source,

@@ -12,6 +12,15 @@ pub enum AppError {
     /// No valid credential.
     #[error("unauthenticated")]
     Unauthenticated,
+    /// Sign-in with a wrong email or password (or a disabled user).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many attempts; retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until the window passes.
+        retry_after: u64,
+    },
     /// Authenticated, but not allowed.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),

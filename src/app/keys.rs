@@ -212,6 +212,22 @@ impl App {
             }
             _ => return Err(AppError::Forbidden("needs vouch:keys:verify")),
         };
+        self.check_key(own_org, raw).await
+    }
+
+    /// A key valid now and visible from `own_org` (`None`: from everywhere).
+    pub(crate) async fn verify_key_for(
+        &self,
+        own_org: Option<Uuid>,
+        raw: &str,
+    ) -> Result<Option<KeyRow>, AppError> {
+        Ok(match self.check_key(own_org, raw).await? {
+            Verification::Valid(row) => Some(row),
+            Verification::Invalid(_) => None,
+        })
+    }
+
+    async fn check_key(&self, own_org: Option<Uuid>, raw: &str) -> Result<Verification, AppError> {
         let Ok(key) = PresentedKey::parse(raw) else {
             return Ok(Verification::Invalid("malformed"));
         };

@@ -11,9 +11,13 @@ mod context;
 mod error;
 pub mod events;
 pub mod keys;
+pub mod maintenance;
 pub mod orgs;
 mod pages;
 mod runner;
+pub mod sessions;
+pub mod signing;
+mod throttle;
 pub mod users;
 
 pub use bootstrap::Bootstrap;
@@ -22,21 +26,46 @@ pub use context::{Caller, Ctx};
 pub use error::AppError;
 pub use pages::{parse_limit as pages_limit, Page, PageCursor, DEFAULT_LIMIT, MAX_LIMIT};
 
+use crate::config::AuthSettings;
 use crate::store::Pool;
+use signing::KeyRing;
+use std::sync::Arc;
 
 /// Application-level settings that change behaviour (not wiring).
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Whether anyone may sign up.
     pub open_signup: bool,
+    /// Sessions, tokens and throttling.
+    pub auth: AuthSettings,
 }
 
-/// The application: a pool, a clock and the policy. Cheap to clone.
+impl Policy {
+    /// The policy part of the settings.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            open_signup: settings.open_signup,
+            auth: settings.auth.clone(),
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            open_signup: true,
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+/// The application: a pool, a clock, the policy and the signing keys. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
     pool: Pool,
     clock: Clock,
-    policy: Policy,
+    policy: Arc<Policy>,
+    keys: Arc<KeyRing>,
 }
 
 impl App {
@@ -45,7 +74,8 @@ impl App {
         Self {
             pool,
             clock: Clock,
-            policy,
+            policy: Arc::new(policy),
+            keys: Arc::new(KeyRing::default()),
         }
     }
 

@@ -76,11 +76,22 @@ impl App {
     ) -> Result<Vec<RecordedEvent>, AppError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let recorded = events::append(&tx, changes, &ctx.metadata(), self.clock.now()).await?;
-        for event in &recorded {
-            projections::apply(&tx, event).await?;
-        }
+        let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Appends and projects inside a transaction the caller commits.
+    pub(crate) async fn commit_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        ctx: &Ctx,
+        changes: &[StreamChange],
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        let recorded = events::append(tx, changes, &ctx.metadata(), self.clock.now()).await?;
+        for event in &recorded {
+            projections::apply(tx, event).await?;
+        }
         Ok(recorded)
     }
 

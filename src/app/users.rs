@@ -2,8 +2,10 @@
 
 use super::{App, AppError, Caller, Ctx};
 use crate::auth::password::{self, NewPassword};
+use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::{Email, UserName};
+use crate::domain::{Aggregate, StreamType};
 use crate::store::queries::{self, UserRow};
 use uuid::Uuid;
 
@@ -26,6 +28,9 @@ impl App {
                 Caller::Anonymous => AppError::Unauthenticated,
                 _ => AppError::Forbidden("sign-up is closed: only vouch:admin creates users"),
             });
+        }
+        if !ctx.caller.is_admin() {
+            self.reserve_sign_up(ctx.ip.as_deref()).await?;
         }
         // argon2 runs before the transaction, on the blocking pool.
         let password_hash = password::hash(reg.password).await?;
@@ -79,7 +84,33 @@ impl App {
         } else {
             UserCommand::Enable
         };
-        self.execute::<User>(ctx, id, None, &command).await?;
+        // Disabling ends every session in the same transaction.
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<User>(&client, id).await?;
+            let sessions = match disabled {
+                true => queries::find_active_sessions(&client, id, self.clock.now()).await?,
+                false => vec![],
+            };
+            drop(client);
+            let decided = loaded.state.decide(&command)?;
+            let mut changes = Vec::new();
+            if !decided.is_empty() {
+                changes.push(self.change(
+                    (StreamType::User, id),
+                    loaded.version,
+                    None,
+                    &decided,
+                )?);
+            }
+            let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
+            changes.extend(self.revocations(&ids, RevokeReason::UserDisabled).await?);
+            if changes.is_empty() {
+                return Ok(vec![]);
+            }
+            self.commit(ctx, &changes).await
+        })
+        .await?;
         self.user_row(id).await
     }
 

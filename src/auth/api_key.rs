@@ -85,7 +85,7 @@ fn checksum(body: &str) -> String {
 /// Writes a big-endian unsigned integer as exactly `width` base62 digits.
 ///
 /// An exact base conversion of uniformly random bits: no modulo bias.
-fn encode_base62(bytes: &[u8], width: usize) -> String {
+pub(crate) fn encode_base62(bytes: &[u8], width: usize) -> String {
     let mut number = bytes.to_vec();
     let mut digits = vec![b'0'; width];
     for slot in digits.iter_mut().rev() {

@@ -26,6 +26,9 @@ pub enum DomainError {
     /// The actor's authority is not enough for this change.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A presented token (refresh token) is not valid for this session.
+    #[error("invalid or expired token")]
+    InvalidToken,
     /// The state forbids the change (e.g. rotating a revoked key).
     #[error("{0}")]
     Conflict(&'static str),

@@ -8,6 +8,8 @@ pub mod api_key;
 mod error;
 mod event;
 pub mod org;
+pub mod session;
+pub mod signing_key;
 pub mod stored;
 #[cfg(test)]
 mod testing;

@@ -3,6 +3,8 @@
 
 use super::api_key::ApiKeyEvent;
 use super::org::OrgEvent;
+use super::session::SessionEvent;
+use super::signing_key::SigningKeyEvent;
 use super::user::UserEvent;
 use super::DomainEvent;
 use serde_json::Value;
@@ -16,6 +18,10 @@ pub enum AnyEvent {
     Org(OrgEvent),
     /// An API-key event.
     ApiKey(ApiKeyEvent),
+    /// A session event.
+    Session(SessionEvent),
+    /// A signing-key event.
+    SigningKey(SigningKeyEvent),
 }
 
 /// A stored event that cannot be read by this version of vouch.
@@ -43,6 +49,10 @@ impl AnyEvent {
             Some("user") => UserEvent::from_stored(event_type, data).map(Self::User),
             Some("org") => OrgEvent::from_stored(event_type, data).map(Self::Org),
             Some("api_key") => ApiKeyEvent::from_stored(event_type, data).map(Self::ApiKey),
+            Some("session") => SessionEvent::from_stored(event_type, data).map(Self::Session),
+            Some("signing_key") => {
+                SigningKeyEvent::from_stored(event_type, data).map(Self::SigningKey)
+            }
             _ => return Err(fail("unknown event type".into())),
         };
         decoded.map_err(|e| fail(e.to_string()))

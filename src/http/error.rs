@@ -103,6 +103,12 @@ fn domain_parts(e: &DomainError) -> Parts {
         DomainError::LastOwner => (S::CONFLICT, "last_owner", e.to_string(), None),
         DomainError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
         DomainError::Conflict(m) => (S::CONFLICT, "conflict", (*m).into(), None),
+        DomainError::InvalidToken => (
+            S::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid credential is required".into(),
+            None,
+        ),
     }
 }
 
@@ -117,6 +123,18 @@ impl ApiError {
                     "unauthenticated",
                     "a valid credential is required".into(),
                     None,
+                ),
+                AppError::InvalidCredentials => (
+                    S::UNAUTHORIZED,
+                    "invalid_credentials",
+                    "wrong email or password".into(),
+                    None,
+                ),
+                AppError::RateLimited { retry_after } => (
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many attempts; retry in {retry_after} seconds"),
+                    Some(json!({ "retry_after": retry_after })),
                 ),
                 AppError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
                 AppError::NotFound => (S::NOT_FOUND, "not_found", "no such object".into(), None),
@@ -180,6 +198,9 @@ impl ApiError {
         let mut res = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::App(AppError::RateLimited { retry_after }) = self {
+            res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         res.json(ErrorBody {
             error: ErrorDetail {

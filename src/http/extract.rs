@@ -148,7 +148,7 @@ async fn authenticate(app: &App, token: &str) -> Result<Caller, AppError> {
     if token.starts_with(crate::auth::api_key::KEY_PREFIX) {
         app.authenticate_key(token).await
     } else {
-        Err(AppError::Unauthenticated)
+        app.authenticate_token(token).await
     }
 }
 

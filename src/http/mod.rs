@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod sessions;
 pub mod users;
 
 use actix_web::web::{self, delete, get, patch, post};
@@ -29,6 +30,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", get().to(ops::readyz))
     .route("/metrics", get().to(ops::metrics))
     .route("/openapi.json", get().to(ops::openapi))
+    .route("/.well-known/jwks.json", get().to(sessions::jwks))
+    .route("/v1/sessions", post().to(sessions::sign_in))
+    .route("/v1/sessions", get().to(sessions::list_sessions))
+    .route("/v1/sessions/refresh", post().to(sessions::refresh))
+    .route("/v1/sessions/current", delete().to(sessions::sign_out))
+    .route("/v1/sessions/{id}", delete().to(sessions::revoke_session))
+    .route("/v1/me", get().to(sessions::me))
+    .route("/v1/introspect", post().to(sessions::introspect))
+    .route(
+        "/v1/users/{id}/password",
+        post().to(sessions::change_password),
+    )
     .route("/v1/users", post().to(users::create_user))
     .route("/v1/users/{id}", get().to(users::get_user))
     .route("/v1/users/{id}", patch().to(users::update_user))

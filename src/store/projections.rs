@@ -5,6 +5,8 @@ use super::events::RecordedEvent;
 use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
 use crate::domain::org::OrgEvent;
+use crate::domain::session::SessionEvent;
+use crate::domain::signing_key::SigningKeyEvent;
 use crate::domain::stored::AnyEvent;
 use crate::domain::user::UserEvent;
 use deadpool_postgres::GenericClient;
@@ -24,6 +26,8 @@ pub async fn apply(
         AnyEvent::User(e) => apply_user(client, recorded, e).await,
         AnyEvent::Org(e) => apply_org(client, recorded, e).await,
         AnyEvent::ApiKey(e) => apply_api_key(client, recorded, e).await,
+        AnyEvent::Session(e) => apply_session(client, recorded, e).await,
+        AnyEvent::SigningKey(e) => apply_signing_key(client, recorded, e).await,
     }
 }
 
@@ -163,6 +167,72 @@ async fn apply_api_key(
         }
         ApiKeyEvent::ExpirySet { expires_at } => {
             exec(c, "UPDATE api_keys SET expires_at = $2 WHERE id = $1", &[id, expires_at]).await
+        }
+    }
+}
+
+async fn apply_session(
+    c: &impl GenericClient,
+    r: &RecordedEvent,
+    event: &SessionEvent,
+) -> Result<(), StoreError> {
+    let (id, at) = (&r.stream_id, &r.occurred_at);
+    match event {
+        SessionEvent::Started {
+            user_id,
+            refresh_token_hash,
+            expires_at,
+            ip,
+            user_agent,
+        } => {
+            exec(
+                c,
+                "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[id, user_id, refresh_token_hash, at, expires_at, ip, user_agent],
+            )
+            .await
+        }
+        SessionEvent::Refreshed { refresh_token_hash } => {
+            exec(
+                c,
+                "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3 WHERE id = $1",
+                &[id, refresh_token_hash, at],
+            )
+            .await
+        }
+        SessionEvent::Revoked { reason } => {
+            exec(
+                c,
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1",
+                &[id, at, &reason.as_str()],
+            )
+            .await
+        }
+    }
+}
+
+async fn apply_signing_key(
+    c: &impl GenericClient,
+    r: &RecordedEvent,
+    event: &SigningKeyEvent,
+) -> Result<(), StoreError> {
+    let (id, at) = (&r.stream_id, &r.occurred_at);
+    match event {
+        SigningKeyEvent::Created {
+            kid,
+            algorithm,
+            public_key,
+        } => {
+            exec(
+                c,
+                "INSERT INTO signing_keys (id, kid, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[id, kid, algorithm, public_key, at],
+            )
+            .await
+        }
+        SigningKeyEvent::Retired {} => {
+            exec(c, "UPDATE signing_keys SET retired_at = $2 WHERE id = $1", &[id, at]).await
         }
     }
 }

@@ -327,3 +327,62 @@ pub async fn is_log_empty(c: &impl GenericClient) -> Result<bool, StoreError> {
         .await?;
     Ok(row.try_get(0)?)
 }
+
+/// A row of `sessions` (without the refresh-token hash).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Id.
+    pub id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last refresh.
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+    /// Absolute end.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// Client user agent at sign-in.
+    pub user_agent: Option<String>,
+}
+
+const SESSION_COLUMNS: &str =
+    "id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, ip, user_agent";
+
+fn session_row(r: &Row) -> Result<SessionRow, tokio_postgres::Error> {
+    Ok(SessionRow {
+        id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        last_refreshed_at: r.try_get(3)?,
+        expires_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+        ip: r.try_get(6)?,
+        user_agent: r.try_get(7)?,
+    })
+}
+
+/// Finds a session by id.
+pub async fn find_session(
+    c: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+    query_opt(c, &sql, &[&id], session_row).await
+}
+
+/// A user's sessions that are neither revoked nor past their end, newest first.
+pub async fn find_active_sessions(
+    c: &impl GenericClient,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+         AND expires_at > $2 ORDER BY created_at DESC, id"
+    );
+    query_all(c, &sql, &[&user_id, &now], session_row).await
+}

@@ -8,7 +8,7 @@ async fn the_log_is_readable_redacted_and_filterable() {
     let oid = id(&org);
     let (kid, _) = app.create_key(&oid, &["vouch:audit:read"]).await;
 
-    let res = app.events_eventually("/v1/events", &app.admin_key, 6).await;
+    let res = app.events_eventually("/v1/events", &app.admin_key, 7).await;
     assert_eq!(res.status, 200, "{}", res.text);
     let items = res.body["items"].as_array().unwrap();
     let types: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -17,20 +17,21 @@ async fn the_log_is_readable_redacted_and_filterable() {
         [
             "org.created",
             "api_key.created",
+            "signing_key.created",
             "user.registered",
             "org.created",
             "org.member_added",
             "api_key.created"
         ]
     );
-    let registered = &items[2];
+    let registered = &items[3];
     assert_eq!(registered["data"]["password_hash"], "[redacted]");
     assert_eq!(registered["data"]["email"], "ada@example.org");
     assert_eq!(registered["stream_type"], "user");
     assert_eq!(registered["version"], 1);
     assert!(registered["metadata"]["request_id"].is_string());
-    assert_eq!(items[5]["data"]["key_hash"], "[redacted]");
-    assert_eq!(items[5]["metadata"]["actor"]["type"], "api_key");
+    assert_eq!(items[6]["data"]["key_hash"], "[redacted]");
+    assert_eq!(items[6]["metadata"]["actor"]["type"], "api_key");
 
     let res = app
         .get("/v1/events?type=api_key.created", &app.admin_key)
@@ -40,7 +41,7 @@ async fn the_log_is_readable_redacted_and_filterable() {
         .get(&format!("/v1/events?stream_id={kid}"), &app.admin_key)
         .await;
     assert_eq!(res.body["items"].as_array().unwrap().len(), 1);
-    let after = items[3]["cursor"].as_str().unwrap();
+    let after = items[4]["cursor"].as_str().unwrap();
     let res = app
         .get(&format!("/v1/events?after={after}"), &app.admin_key)
         .await;
@@ -112,5 +113,5 @@ async fn the_log_is_append_only() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, 3, "bootstrap org, admin key, signing key");
 }

@@ -73,7 +73,8 @@ async fn a_paging_reader_sees_every_event_exactly_once_while_writers_commit_late
     let app = spawn_app().await;
     let org = app.create_org("acme", None).await;
     let oid = id(&org);
-    let expected = 2 + 1 + 4 * 15 + 4 * 10;
+    // Bootstrap (org, key, signing key), acme, then the writers.
+    let expected = 3 + 1 + 4 * 15 + 4 * 10;
     let writers = async {
         tokio::join!(
             http_writer(&app, &oid),

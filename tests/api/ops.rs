@@ -156,7 +156,7 @@ async fn three_instances_starting_together_migrate_once() {
 async fn an_operator_mints_a_fresh_admin_key_recorded_as_events() {
     let app = spawn_app().await;
     let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
-    let operator = vouch::app::App::new(pool, vouch::app::Policy { open_signup: true });
+    let operator = vouch::app::App::new(pool, vouch::app::Policy::default());
     let issued = operator.mint_admin_key("operator").await.unwrap();
     let key = issued.key.expose().to_owned();
     assert_ne!(key, app.admin_key);

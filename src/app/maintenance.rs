@@ -1,0 +1,27 @@
+//! Periodic housekeeping inside `vouch serve`: retiring signing keys whose
+//! tokens have all expired, and forgetting old throttling attempts.
+
+use super::App;
+use std::time::Duration;
+
+/// How often housekeeping runs.
+const EVERY: Duration = Duration::from_secs(30);
+
+/// Starts the housekeeping loop on the current runtime.
+pub fn spawn(app: App) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.retire_expired_signing_keys().await {
+                tracing::warn!(error = %e, "retiring signing keys failed");
+            }
+            if let Err(e) = app.reload_keys().await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+            if let Err(e) = app.prune_attempts().await {
+                tracing::warn!(error = %e, "pruning sign-in attempts failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,331 @@
+//! Sign-in, refresh-token rotation, sign-out, access-token authentication,
+//! password changes and token introspection.
+
+use super::{App, AppError, Caller, Ctx};
+use crate::auth::password::{self, NewPassword};
+use crate::auth::refresh_token::RefreshToken;
+use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
+use crate::domain::user::{User, UserCommand};
+use crate::domain::values::Email;
+use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::store::events::StreamChange;
+use crate::store::queries::{self, OrgRow, SessionRow, UserRow};
+use chrono::Duration;
+use secrecy::SecretString;
+use std::sync::LazyLock;
+use uuid::Uuid;
+
+/// Verified when the email is unknown, so that the answer takes as long.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(19_456, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(b"vouch dummy password", &SaltString::generate(&mut OsRng))
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+/// Tokens handed out by sign-in and refresh.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The EdDSA access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The new refresh token (shown once).
+    pub refresh_token: RefreshToken,
+    /// The session.
+    pub session_id: Uuid,
+    /// The user.
+    pub user: UserRow,
+}
+
+/// What `GET /v1/me` answers.
+#[derive(Debug)]
+pub struct Me {
+    /// The user.
+    pub user: UserRow,
+    /// Their orgs with their role in each.
+    pub orgs: Vec<(OrgRow, String)>,
+}
+
+/// The answer of introspection.
+#[derive(Debug)]
+pub enum Introspection {
+    /// Not a valid token for this caller.
+    Inactive,
+    /// A valid access token.
+    AccessToken(crate::auth::jwt::Claims),
+    /// A valid API key.
+    ApiKey(queries::KeyRow),
+}
+
+impl App {
+    /// Signs a user in: throttled, timing-safe, and recorded.
+    pub async fn sign_in(
+        &self,
+        ctx: &Ctx,
+        email: &str,
+        password: SecretString,
+    ) -> Result<SignedIn, AppError> {
+        let email = Email::parse(email).map_err(|_| AppError::InvalidCredentials)?;
+        let attempt = self
+            .reserve_sign_in(email.as_str(), ctx.ip.as_deref())
+            .await?;
+        let client = self.pool.get().await?;
+        let user = queries::find_user_by_email(&client, email.as_str()).await?;
+        drop(client);
+        let hash = user
+            .as_ref()
+            .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+        let matches = password::verify(password, hash).await?;
+        let user = match user {
+            Some(user) if matches && !user.disabled => user,
+            other => {
+                self.settle(attempt, true).await?;
+                if let Some(user) = other {
+                    let reason = if matches {
+                        "user_disabled"
+                    } else {
+                        "wrong_password"
+                    };
+                    let command = UserCommand::RecordLoginFailure {
+                        reason: reason.into(),
+                    };
+                    self.execute::<User>(ctx, user.id, None, &command).await?;
+                }
+                return Err(AppError::InvalidCredentials);
+            }
+        };
+        self.settle(attempt, false).await?;
+        let session_id = self.clock.new_id();
+        let refresh_token = RefreshToken::generate(session_id);
+        let command = SessionCommand::Start {
+            user_id: user.id,
+            refresh_token_hash: refresh_token.hash(),
+            expires_at: self.clock.now() + Duration::seconds(self.policy.auth.session_ttl_seconds),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+        };
+        self.execute::<Session>(ctx, session_id, None, &command)
+            .await?;
+        let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
+        Ok(SignedIn {
+            access_token,
+            expires_in,
+            refresh_token,
+            session_id,
+            user,
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens. A replaced token revokes the session.
+    pub async fn refresh(&self, ctx: &Ctx, presented: &str) -> Result<SignedIn, AppError> {
+        let presented = RefreshToken::parse(presented).map_err(|_| AppError::Unauthenticated)?;
+        let session_id = presented.session_id();
+        let next = RefreshToken::generate(session_id);
+        let command = SessionCommand::Refresh {
+            presented_hash: presented.hash(),
+            new_hash: next.hash(),
+            now: self.clock.now(),
+        };
+        let recorded = match self
+            .execute::<Session>(ctx, session_id, None, &command)
+            .await
+        {
+            Err(AppError::Domain(DomainError::NotFound)) => return Err(AppError::Unauthenticated),
+            other => other?,
+        };
+        if recorded.iter().any(|e| e.event_type == "session.revoked") {
+            tracing::warn!(session_id = %session_id, "refresh token reused: session revoked");
+            return Err(AppError::Unauthenticated);
+        }
+        let client = self.pool.get().await?;
+        let session = queries::find_session(&client, session_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        let user = queries::find_user(&client, session.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        drop(client);
+        let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
+        Ok(SignedIn {
+            access_token,
+            expires_in,
+            refresh_token: next,
+            session_id,
+            user,
+        })
+    }
+
+    /// Authenticates an access token: signature, claims, and a live session.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Caller, AppError> {
+        let claims = self.verify_jwt(token).await?;
+        self.require_live_session(claims.sid, claims.sub).await?;
+        Ok(Caller::User {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        })
+    }
+
+    async fn require_live_session(&self, session_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+        let client = self.pool.get().await?;
+        match queries::find_session(&client, session_id).await? {
+            Some(s)
+                if s.user_id == user_id
+                    && s.revoked_at.is_none()
+                    && s.expires_at > self.clock.now() =>
+            {
+                Ok(())
+            }
+            _ => Err(AppError::Unauthenticated),
+        }
+    }
+
+    fn require_user(ctx: &Ctx) -> Result<(Uuid, Uuid), AppError> {
+        match ctx.caller {
+            Caller::User {
+                user_id,
+                session_id,
+            } => Ok((user_id, session_id)),
+            _ => Err(AppError::Forbidden("needs a user's access token")),
+        }
+    }
+
+    /// The caller's active sessions.
+    pub async fn list_sessions(&self, ctx: &Ctx) -> Result<(Vec<SessionRow>, Uuid), AppError> {
+        let (user_id, current) = Self::require_user(ctx)?;
+        let client = self.pool.get().await?;
+        let sessions = queries::find_active_sessions(&client, user_id, self.clock.now()).await?;
+        Ok((sessions, current))
+    }
+
+    /// Ends one of the caller's sessions (`None`: the current one).
+    pub async fn sign_out(&self, ctx: &Ctx, session_id: Option<Uuid>) -> Result<(), AppError> {
+        let (user_id, current) = Self::require_user(ctx)?;
+        let session_id = session_id.unwrap_or(current);
+        let client = self.pool.get().await?;
+        match queries::find_session(&client, session_id).await? {
+            Some(s) if s.user_id == user_id => {}
+            _ => return Err(AppError::NotFound),
+        }
+        drop(client);
+        let command = SessionCommand::Revoke {
+            reason: RevokeReason::Logout,
+        };
+        self.execute::<Session>(ctx, session_id, None, &command)
+            .await?;
+        Ok(())
+    }
+
+    /// The caller and their orgs.
+    pub async fn me(&self, ctx: &Ctx) -> Result<Me, AppError> {
+        let (user_id, _) = Self::require_user(ctx)?;
+        let client = self.pool.get().await?;
+        let user = queries::find_user(&client, user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        let orgs = queries::find_memberships_of(&client, user_id).await?;
+        Ok(Me { user, orgs })
+    }
+
+    /// Changes the caller's password and ends their other sessions, in one transaction.
+    pub async fn change_password(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        current: SecretString,
+        new: NewPassword,
+    ) -> Result<(), AppError> {
+        let (caller, own_session) = Self::require_user(ctx)?;
+        if caller != user_id {
+            return Err(AppError::NotFound);
+        }
+        let client = self.pool.get().await?;
+        let user = queries::find_user(&client, user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        drop(client);
+        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
+        let matches = password::verify(current, user.password_hash.clone()).await?;
+        self.settle(attempt, !matches).await?;
+        if !matches {
+            return Err(AppError::InvalidCredentials);
+        }
+        let password_hash = password::hash(new).await?;
+        let command = UserCommand::ChangePassword { password_hash };
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<User>(&client, user_id).await?;
+            let mut changes = vec![self.change(
+                (StreamType::User, user_id),
+                loaded.version,
+                None,
+                &loaded.state.decide(&command)?,
+            )?];
+            let others = queries::find_active_sessions(&client, user_id, self.clock.now()).await?;
+            drop(client);
+            let others: Vec<Uuid> = others
+                .iter()
+                .map(|s| s.id)
+                .filter(|id| *id != own_session)
+                .collect();
+            changes.extend(
+                self.revocations(&others, RevokeReason::PasswordChanged)
+                    .await?,
+            );
+            self.commit(ctx, &changes).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Revocation changes for sessions (skipping those already ended).
+    pub(crate) async fn revocations(
+        &self,
+        session_ids: &[Uuid],
+        reason: RevokeReason,
+    ) -> Result<Vec<StreamChange>, AppError> {
+        let client = self.pool.get().await?;
+        let mut changes = Vec::with_capacity(session_ids.len());
+        for id in session_ids {
+            let loaded = self.load::<Session>(&client, *id).await?;
+            let decided: Vec<SessionEvent> =
+                loaded.state.decide(&SessionCommand::Revoke { reason })?;
+            if !decided.is_empty() {
+                changes.push(self.change(
+                    (StreamType::Session, *id),
+                    loaded.version,
+                    None,
+                    &decided,
+                )?);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// RFC 7662 introspection for API-key callers: access tokens and keys.
+    pub async fn introspect(&self, ctx: &Ctx, token: &str) -> Result<Introspection, AppError> {
+        let own_org = match &ctx.caller {
+            c if c.is_admin() => None,
+            Caller::ApiKey { org_id, .. } => Some(*org_id),
+            _ => return Err(AppError::Forbidden("introspection needs an API key")),
+        };
+        if token.starts_with(crate::auth::api_key::KEY_PREFIX) {
+            return Ok(match self.verify_key_for(own_org, token).await? {
+                Some(row) => Introspection::ApiKey(row),
+                None => Introspection::Inactive,
+            });
+        }
+        let Ok(claims) = self.verify_jwt(token).await else {
+            return Ok(Introspection::Inactive);
+        };
+        Ok(
+            match self.require_live_session(claims.sid, claims.sub).await {
+                Ok(()) => Introspection::AccessToken(claims),
+                Err(AppError::Unauthenticated) => Introspection::Inactive,
+                Err(e) => return Err(e),
+            },
+        )
+    }
+}

@@ -1,0 +1,288 @@
+//! JWT signing keys: generated in-process, private half in its own table, public
+//! half as `signing_key.created`; an in-memory ring per instance.
+//!
+//! A new key is published in the JWKS `jwks_publish_delay_seconds` before it
+//! signs, so verifiers with a cached JWKS know it before they meet it. A key
+//! leaves the JWKS (`signing_key.retired`) once every token it signed has expired.
+
+use super::{App, AppError, Ctx};
+use crate::auth::jwt::{self, Claims, Expectation, Jwk, JwtError};
+use crate::domain::signing_key::{SigningKeyCommand, SigningKeyState};
+use crate::domain::{Aggregate, StreamType};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand::rngs::OsRng;
+use std::sync::RwLock;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Advisory-lock key while creating the first signing key ("vouch-sk").
+const SIGNING_LOCK: i64 = 0x766f_7563_682d_736b;
+/// How often an instance reloads the ring on its own.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// The least time between reloads triggered by an unknown `kid`.
+const MISS_RELOAD_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Clone)]
+struct RingKey {
+    kid: String,
+    public: VerifyingKey,
+    secret: Option<SigningKey>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Ring {
+    keys: Vec<RingKey>,
+    loaded_at: Option<Instant>,
+}
+
+/// The current, unretired signing keys of this instance, oldest first.
+#[derive(Default)]
+pub struct KeyRing {
+    ring: RwLock<Ring>,
+}
+
+impl KeyRing {
+    fn read<T>(&self, f: impl FnOnce(&Ring) -> T) -> T {
+        match self.ring.read() {
+            Ok(ring) => f(&ring),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn replace(&self, keys: Vec<RingKey>) {
+        let mut ring = match self.ring.write() {
+            Ok(ring) => ring,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        ring.keys = keys;
+        ring.loaded_at = Some(Instant::now());
+    }
+
+    fn age(&self) -> Option<std::time::Duration> {
+        self.read(|r| r.loaded_at.map(|t| t.elapsed()))
+    }
+
+    fn public(&self, kid: &str) -> Option<VerifyingKey> {
+        self.read(|r| r.keys.iter().find(|k| k.kid == kid).map(|k| k.public))
+    }
+
+    /// The newest key published long enough ago; the newest key if none is.
+    fn signer(&self, now: DateTime<Utc>, publish_delay: Duration) -> Option<(String, SigningKey)> {
+        self.read(|r| {
+            let usable = |k: &&RingKey| k.secret.is_some();
+            let published = r
+                .keys
+                .iter()
+                .filter(usable)
+                .rfind(|k| k.created_at + publish_delay <= now);
+            published
+                .or_else(|| r.keys.iter().rfind(usable))
+                .and_then(|k| Some((k.kid.clone(), k.secret.clone()?)))
+        })
+    }
+
+    fn jwks(&self) -> Vec<Jwk> {
+        self.read(|r| {
+            r.keys
+                .iter()
+                .map(|k| Jwk::ed25519(&k.kid, &k.public))
+                .collect()
+        })
+    }
+}
+
+impl App {
+    /// Creates the first signing key if there is none (once, across instances), then loads the ring.
+    pub async fn ensure_signing_key(&self) -> Result<(), AppError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SIGNING_LOCK])
+            .await?;
+        let row = tx
+            .query_one(
+                "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL",
+                &[],
+            )
+            .await?;
+        let active: i64 = row.try_get(0).map_err(AppError::from)?;
+        if active == 0 {
+            self.create_signing_key_in(&tx).await?;
+        }
+        tx.commit().await?;
+        self.reload_keys().await
+    }
+
+    /// Generates a new signing key; it signs once published. Returns its `kid`.
+    pub async fn rotate_signing_key(&self) -> Result<String, AppError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let kid = self.create_signing_key_in(&tx).await?;
+        tx.commit().await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+
+    async fn create_signing_key_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<String, AppError> {
+        let secret = SigningKey::generate(&mut OsRng);
+        let id = self.clock.new_id();
+        let kid = id.simple().to_string();
+        let public_key = URL_SAFE_NO_PAD.encode(secret.verifying_key().as_bytes());
+        let decided = SigningKeyState::default().decide(&SigningKeyCommand::Create {
+            kid: kid.clone(),
+            public_key,
+        })?;
+        tx.execute(
+            "INSERT INTO signing_key_secrets (kid, private_key, created_at) VALUES ($1, $2, $3)",
+            &[&kid, &secret.to_bytes().as_slice(), &self.clock.now()],
+        )
+        .await?;
+        let change = self.change((StreamType::SigningKey, id), 0, None, &decided)?;
+        self.commit_in(tx, &Ctx::system("signing-key"), &[change])
+            .await?;
+        Ok(kid)
+    }
+
+    /// Retires keys whose every token has expired: a key stopped signing when its
+    /// successor was published, so its last token expires one token lifetime later.
+    pub async fn retire_expired_signing_keys(&self) -> Result<usize, AppError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at, id",
+                &[],
+            )
+            .await?;
+        drop(client);
+        let keys: Vec<(Uuid, DateTime<Utc>)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?;
+        let auth = &self.policy.auth;
+        let last_use_margin =
+            Duration::seconds(auth.jwks_publish_delay_seconds + auth.access_token_ttl_seconds + 60);
+        let now = self.clock.now();
+        let mut retired = 0;
+        for pair in keys.windows(2) {
+            let (old, successor_created) = (pair[0].0, pair[1].1);
+            if successor_created + last_use_margin <= now {
+                let ctx = Ctx::system("signing-key-retirement");
+                retired += self
+                    .execute::<SigningKeyState>(&ctx, old, None, &SigningKeyCommand::Retire)
+                    .await?
+                    .len();
+            }
+        }
+        if retired > 0 {
+            self.reload_keys().await?;
+        }
+        Ok(retired)
+    }
+
+    /// Reloads the unretired keys from the database.
+    pub async fn reload_keys(&self) -> Result<(), AppError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT k.kid, k.public_key, k.created_at, s.private_key FROM signing_keys k \
+                 LEFT JOIN signing_key_secrets s ON s.kid = k.kid \
+                 WHERE k.retired_at IS NULL ORDER BY k.created_at, k.id",
+                &[],
+            )
+            .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kid: String = r.try_get(0)?;
+            let public: String = r.try_get(1)?;
+            let secret: Option<Vec<u8>> = r.try_get(3)?;
+            let bad = |what: &str| AppError::Internal(format!("signing key {kid}: {what}").into());
+            let public = URL_SAFE_NO_PAD
+                .decode(public)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+                .ok_or_else(|| bad("public key"))?;
+            let secret = match secret {
+                Some(bytes) => Some(SigningKey::from_bytes(
+                    &<[u8; 32]>::try_from(bytes).map_err(|_| bad("private key"))?,
+                )),
+                None => None,
+            };
+            keys.push(RingKey {
+                kid,
+                public,
+                secret,
+                created_at: r.try_get(2)?,
+            });
+        }
+        self.keys.replace(keys);
+        Ok(())
+    }
+
+    /// The JWKS entries of the unretired keys.
+    pub async fn jwks(&self) -> Result<Vec<Jwk>, AppError> {
+        self.refresh_keys_if_stale().await?;
+        Ok(self.keys.jwks())
+    }
+
+    async fn refresh_keys_if_stale(&self) -> Result<(), AppError> {
+        if self.keys.age().is_none_or(|age| age > RELOAD_EVERY) {
+            self.reload_keys().await?;
+        }
+        Ok(())
+    }
+
+    /// Signs an access token for a session; returns the token and its lifetime in seconds.
+    pub(crate) async fn sign_access_token(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<(String, i64), AppError> {
+        self.refresh_keys_if_stale().await?;
+        let auth = &self.policy.auth;
+        let now = self.clock.now();
+        let (kid, key) = self
+            .keys
+            .signer(now, Duration::seconds(auth.jwks_publish_delay_seconds))
+            .ok_or_else(|| AppError::Internal("no signing key".into()))?;
+        let claims = Claims {
+            iss: auth.jwt_issuer.clone(),
+            aud: auth.jwt_audience.clone(),
+            sub: user_id,
+            sid: session_id,
+            iat: now.timestamp(),
+            exp: now.timestamp() + auth.access_token_ttl_seconds,
+            jti: self.clock.new_id(),
+        };
+        Ok((
+            jwt::sign(&claims, &kid, &key),
+            auth.access_token_ttl_seconds,
+        ))
+    }
+
+    /// Verifies an access token's signature and claims (not its session).
+    pub(crate) async fn verify_jwt(&self, token: &str) -> Result<Claims, AppError> {
+        self.refresh_keys_if_stale().await?;
+        let auth = &self.policy.auth;
+        let expect = Expectation {
+            issuer: &auth.jwt_issuer,
+            audience: &auth.jwt_audience,
+            now: self.clock.now().timestamp(),
+        };
+        match jwt::verify(token, |kid| self.keys.public(kid), &expect) {
+            Err(JwtError::UnknownKey) if self.keys.age().is_some_and(|a| a > MISS_RELOAD_GAP) => {
+                // Another instance may have rotated: look once more.
+                self.reload_keys().await?;
+                jwt::verify(token, |kid| self.keys.public(kid), &expect)
+                    .map_err(|_| AppError::Unauthenticated)
+            }
+            other => other.map_err(|_| AppError::Unauthenticated),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Throttling of sign-ins and sign-ups, shared by every instance through Postgres.
+//!
+//! An attempt is reserved before the password is checked and counts as a
+//! failure until it is settled, so parallel guesses cannot slip past the limit.
+
+use super::{App, AppError};
+use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::GenericClient;
+
+/// A reserved sign-in attempt, settled once the password was checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt(i64);
+
+/// Seconds until enough of `times` (ascending) leave a window of `window` for
+/// the count to drop below `limit`; `None` when under the limit.
+fn retry_after(
+    times: &[DateTime<Utc>],
+    limit: usize,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Option<u64> {
+    if times.len() < limit.max(1) {
+        return None;
+    }
+    let leaves = times[times.len() - limit.max(1)] + window;
+    Some((leaves - now).num_seconds().max(0) as u64 + 1)
+}
+
+async fn times(
+    c: &impl GenericClient,
+    sql: &str,
+    key: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, AppError> {
+    let stmt = c.prepare_cached(sql).await?;
+    let rows = c.query(&stmt, &[&key, &since]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
+}
+
+impl App {
+    /// Reserves a sign-in attempt for `email` from `ip`, or answers 429.
+    pub(crate) async fn reserve_sign_in(
+        &self,
+        email: &str,
+        ip: Option<&str>,
+    ) -> Result<Attempt, AppError> {
+        let policy = &self.policy.auth;
+        let now = self.clock.now();
+        let email_window = Duration::seconds(policy.signin_email_window_seconds);
+        let ip_window = Duration::seconds(policy.signin_ip_window_seconds);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // One reservation per email at a time, on every instance.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('signin:' || $1))",
+            &[&email],
+        )
+        .await?;
+        let failures = times(
+            &tx,
+            "SELECT at FROM auth_attempts WHERE kind = 'signin' AND email = $1 \
+             AND failed IS DISTINCT FROM false AND at > $2 ORDER BY at",
+            email,
+            now - email_window,
+        )
+        .await?;
+        let mut wait = retry_after(&failures, policy.signin_email_failures, email_window, now);
+        if let Some(ip) = ip {
+            let attempts = times(
+                &tx,
+                "SELECT at FROM auth_attempts WHERE kind = 'signin' AND ip = $1 AND at > $2 ORDER BY at",
+                ip,
+                now - ip_window,
+            )
+            .await?;
+            wait = wait.max(retry_after(
+                &attempts,
+                policy.signin_ip_attempts,
+                ip_window,
+                now,
+            ));
+        }
+        if let Some(retry_after) = wait {
+            return Err(AppError::RateLimited { retry_after });
+        }
+        let row = tx
+            .query_one(
+                "INSERT INTO auth_attempts (kind, email, ip, failed, at) VALUES ('signin', $1, $2, NULL, $3) RETURNING id",
+                &[&email, &ip, &now],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Attempt(row.try_get(0)?))
+    }
+
+    /// Records whether a reserved attempt failed.
+    pub(crate) async fn settle(&self, attempt: Attempt, failed: bool) -> Result<(), AppError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE auth_attempts SET failed = $2 WHERE id = $1",
+                &[&attempt.0, &failed],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Counts a sign-up from `ip`, or answers 429.
+    pub(crate) async fn reserve_sign_up(&self, ip: Option<&str>) -> Result<(), AppError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let now = self.clock.now();
+        let window = Duration::seconds(60);
+        let client = self.pool.get().await?;
+        let attempts = times(
+            &client,
+            "SELECT at FROM auth_attempts WHERE kind = 'signup' AND ip = $1 AND at > $2 ORDER BY at",
+            ip,
+            now - window,
+        )
+        .await?;
+        if let Some(retry_after) =
+            retry_after(&attempts, self.policy.auth.signup_ip_attempts, window, now)
+        {
+            return Err(AppError::RateLimited { retry_after });
+        }
+        client
+            .execute(
+                "INSERT INTO auth_attempts (kind, ip, failed, at) VALUES ('signup', $1, false, $2)",
+                &[&ip, &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets attempts older than every window.
+    pub async fn prune_attempts(&self) -> Result<u64, AppError> {
+        let auth = &self.policy.auth;
+        let longest = auth
+            .signin_email_window_seconds
+            .max(auth.signin_ip_window_seconds)
+            .max(60);
+        let cutoff = self.clock.now() - Duration::seconds(longest);
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute("DELETE FROM auth_attempts WHERE at < $1", &[&cutoff])
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retry_after_counts_until_the_oldest_relevant_attempt_leaves() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let w = Duration::seconds(900);
+        let at = |s: i64| t0 + Duration::seconds(s);
+        assert_eq!(retry_after(&[at(0), at(10)], 5, w, at(20)), None);
+        let five = [at(0), at(10), at(20), at(30), at(40)];
+        assert_eq!(retry_after(&five, 5, w, at(50)), Some(851));
+        let six = [at(0), at(10), at(20), at(30), at(40), at(45)];
+        // The second-oldest must leave too before the count drops below 5.
+        assert_eq!(retry_after(&six, 5, w, at(50)), Some(861));
+    }
+}
