@@ -66,6 +66,11 @@ pub struct AuthSettings {
     #[arg(long, env = "VOUCH_JWKS_PUBLISH_DELAY_SECONDS", default_value_t = 60)]
     pub jwks_publish_delay_seconds: i64,
 
+    /// Seconds a retired key's tokens may still be presented by verifiers with a
+    /// slow clock: a key is retired this long after its last token expired.
+    #[arg(long, env = "VOUCH_JWKS_RETIRE_MARGIN_SECONDS", default_value_t = 60)]
+    pub jwks_retire_margin_seconds: i64,
+
     /// Failed sign-ins per email within the email window before 429.
     #[arg(long, env = "VOUCH_SIGNIN_EMAIL_FAILURES", default_value_t = 5)]
     pub signin_email_failures: usize,
@@ -95,6 +100,7 @@ impl Default for AuthSettings {
             access_token_ttl_seconds: 900,
             session_ttl_seconds: 30 * 24 * 3600,
             jwks_publish_delay_seconds: 60,
+            jwks_retire_margin_seconds: 60,
             signin_email_failures: 5,
             signin_email_window_seconds: 900,
             signin_ip_attempts: 30,

@@ -165,8 +165,11 @@ impl App {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, tokio_postgres::Error>>()?;
         let auth = &self.policy.auth;
-        let last_use_margin =
-            Duration::seconds(auth.jwks_publish_delay_seconds + auth.access_token_ttl_seconds + 60);
+        let last_use_margin = Duration::seconds(
+            auth.jwks_publish_delay_seconds
+                + auth.access_token_ttl_seconds
+                + auth.jwks_retire_margin_seconds,
+        );
         let now = self.clock.now();
         let mut retired = 0;
         for pair in keys.windows(2) {

@@ -10,6 +10,7 @@ use vouch::startup::Application;
 pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub struct TestApp {
+    pub app: vouch::app::App,
     pub address: String,
     pub database_url: String,
     pub admin_key: String,
@@ -41,11 +42,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     };
     let admin_key = issued.key.expose().to_owned();
     let address = format!("http://127.0.0.1:{}", application.port());
+    let app = application.app().clone();
     actix_web::rt::spawn(application.run_until_stopped());
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     TestApp {
+        app,
         address,
         database_url,
         admin_key,
@@ -65,7 +68,53 @@ fn assert_no_secrets(text: &str) {
     }
 }
 
+/// Another instance on the same database.
+pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::for_database(&of.database_url);
+    adjust(&mut settings);
+    let application = Application::build(settings)
+        .await
+        .expect("second instance starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let app = application.app().clone();
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        app,
+        address,
+        database_url: of.database_url.clone(),
+        admin_key: of.admin_key.clone(),
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+    }
+}
+
+pub const PASSWORD: &str = "a long enough passphrase";
+
 impl TestApp {
+    /// Signs in; returns the 201 body (tokens, session, user).
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.request(
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs a new user up and in; returns (user id, access token, refresh token).
+    pub async fn user_session(&self, email: &str) -> (String, String, String) {
+        let user = self.create_user(email).await;
+        let res = self.sign_in(email, PASSWORD).await;
+        assert_eq!(res.status, 201, "{}", res.text);
+        (
+            id(&user),
+            res.body["access_token"].as_str().unwrap().to_owned(),
+            res.body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
     pub async fn request(
         &self,
         method: &str,

@@ -13,4 +13,6 @@ mod keys;
 mod log_order;
 mod ops;
 mod orgs;
+mod sessions;
+mod tokens;
 mod users;

@@ -110,13 +110,9 @@ async fn protected_routes_need_a_valid_credential() {
         assert_error(&res, 401, "unauthenticated");
         assert_eq!(res.headers.get("www-authenticate").unwrap(), "Bearer");
     }
-    // A well-formed key that was never issued.
-    let org = app.create_org("acme", None).await;
-    let (_, key) = app.create_key(&id(&org), &[]).await;
-    let mut forged = key.into_bytes();
-    forged.swap(5, 6);
-    let forged = String::from_utf8(forged).unwrap();
-    let res = app.get("/v1/orgs", &forged).await;
+    // A well-formed key, checksum and all, that was never issued.
+    let never_issued = vouch::auth::api_key::PresentedKey::generate();
+    let res = app.get("/v1/orgs", never_issued.expose()).await;
     assert_error(&res, 401, "unauthenticated");
 }
 
