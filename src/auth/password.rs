@@ -34,6 +34,28 @@ impl NewPassword {
     }
 }
 
+/// At most one hash per core at a time: more only thrash the caches with
+/// 19 MiB working sets and make every sign-in slower.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
+});
+
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+) -> Result<T, HashError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|_| HashError::Hash("hashing closed".into()))?;
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        work()
+    })
+    .await?
+}
+
 /// argon2id with m = 19456 KiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
     // The parameters are constants within argon2's bounds.
@@ -54,29 +76,25 @@ pub enum HashError {
 
 /// Hashes on the blocking pool, never on an async worker; returns the PHC string.
 pub async fn hash(password: NewPassword) -> Result<String, HashError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    on_blocking_pool(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(password.0.expose_secret().as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| HashError::Hash(e.to_string()))
     })
-    .await?
+    .await
 }
 
 /// Checks a password against a stored PHC string on the blocking pool.
 pub async fn verify(password: SecretString, phc: String) -> Result<bool, HashError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    on_blocking_pool(move || {
         let parsed = PasswordHash::new(&phc).map_err(|e| HashError::Hash(e.to_string()))?;
         Ok(argon2()
             .verify_password(password.expose_secret().as_bytes(), &parsed)
             .is_ok())
     })
-    .await?
+    .await
 }
 
 #[cfg(test)]

@@ -240,3 +240,21 @@ async fn closed_sign_up_admits_admins_only() {
     let res = app.post("/v1/users", &app.admin_key, body).await;
     assert_eq!(res.status, 201, "{}", res.text);
 }
+
+#[actix_web::test]
+async fn sign_ups_are_throttled_per_client_address() {
+    let app = spawn_app_with(|s| s.auth.signup_ip_attempts = 2).await;
+    app.create_user("a@example.org").await;
+    app.create_user("b@example.org").await;
+    let body = json!({"email": "c@example.org", "password": "a long enough passphrase"});
+    let res = app
+        .request("POST", "/v1/users", None, Some(body.clone()))
+        .await;
+    assert_error(&res, 429, "rate_limited");
+    assert!(res.headers.get("retry-after").is_some());
+    // Admins are not throttled.
+    assert_eq!(
+        app.post("/v1/users", &app.admin_key, body).await.status,
+        201
+    );
+}
