@@ -38,6 +38,18 @@ pub struct Settings {
     #[arg(long, env = "VOUCH_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
 
+    /// The RabbitMQ topic exchange events are published to.
+    #[arg(long, env = "VOUCH_EXCHANGE", default_value = "vouch.events")]
+    pub exchange: String,
+
+    /// Whether this instance campaigns to relay the log to RabbitMQ.
+    #[arg(long, env = "VOUCH_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay: bool,
+
+    /// Events per relay batch (published, then confirmed together).
+    #[arg(long, env = "VOUCH_RELAY_BATCH", default_value_t = 500)]
+    pub relay_batch: i64,
+
     /// Sessions, tokens and sign-in throttling.
     #[command(flatten)]
     pub auth: AuthSettings,
@@ -111,7 +123,8 @@ impl Default for AuthSettings {
 }
 
 impl Settings {
-    /// Settings for a local database URL, everything else at its default.
+    /// Settings for a local database URL, everything else at its default except:
+    /// a free port, one worker, no relay, and new signing keys used at once.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -120,6 +133,9 @@ impl Settings {
             open_signup: true,
             db_pool_size: 8,
             http_workers: 1,
+            exchange: "vouch.events".into(),
+            relay: false,
+            relay_batch: 500,
             auth: AuthSettings {
                 jwks_publish_delay_seconds: 0,
                 ..AuthSettings::default()

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod http;

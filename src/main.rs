@@ -21,6 +21,25 @@ enum Command {
     Serve(Settings),
     /// Create the database if missing and apply migrations, then exit.
     Migrate(Settings),
+    /// The reference audit subscriber: RabbitMQ queue -> JSON Lines file (fsynced, deduplicated).
+    AuditConsume {
+        /// The JSON Lines file to append to.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The durable queue to declare (bound to '#').
+        #[arg(long, env = "VOUCH_AUDIT_QUEUE", default_value = "vouch.audit")]
+        queue: String,
+        /// The exchange vouch publishes to.
+        #[arg(long, env = "VOUCH_EXCHANGE", default_value = "vouch.events")]
+        exchange: String,
+        /// RabbitMQ URL.
+        #[arg(
+            long,
+            env = "VOUCH_AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
+        amqp_url: String,
+    },
     /// Manage JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -64,6 +83,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let pool = store::connect(&settings.database_url, 1).await?;
             migrate::run(&pool).await?;
             tracing::info!("migrations applied");
+        }
+        Command::AuditConsume {
+            out,
+            queue,
+            exchange,
+            amqp_url,
+        } => {
+            let config = vouch::bus::consumer::ConsumerConfig {
+                amqp_url,
+                exchange,
+                queue,
+                out,
+            };
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let s = vouch::bus::consumer::run(&config, stop).await?;
+            println!(
+                "audit-consume: {} received, {} written, {} duplicates dropped, {} rejected",
+                s.received, s.written, s.duplicates, s.rejected
+            );
         }
         Command::Keys(KeysCommand::Rotate(settings)) => {
             let pool = store::connect(&settings.database_url, 2).await?;

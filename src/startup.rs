@@ -1,11 +1,13 @@
 //! Start-up as a value: build the whole service from [`Settings`], then run it.
 
 use crate::app::{App, Bootstrap, Policy};
+use crate::bus::relay::{self, RelayConfig, RelayStatus};
 use crate::config::Settings;
 use crate::http::{self, metrics::Metrics, ops::BusProbe};
 use crate::store::{self, migrate, StoreError};
 use actix_web::{dev::Server, middleware::from_fn, web, HttpServer};
 use std::net::TcpListener;
+use std::sync::Arc;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,25 @@ pub struct Application {
     port: u16,
     app: App,
     bootstrap: Bootstrap,
+    relay: Option<tokio::task::JoinHandle<()>>,
+    relay_status: Arc<RelayStatus>,
+}
+
+/// Stops a running instance: its relay at once, its server gracefully.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    relay: Option<tokio::task::AbortHandle>,
+}
+
+impl StopHandle {
+    /// Stops the instance (as a crash would for the relay: its lock is released).
+    pub async fn stop(&self) {
+        if let Some(relay) = &self.relay {
+            relay.abort();
+        }
+        self.server.stop(false).await;
+    }
 }
 
 impl Application {
@@ -51,8 +72,18 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let relay_status = Arc::new(RelayStatus::default());
+        let relay = settings.relay.then(|| {
+            let config = RelayConfig {
+                database_url: settings.database_url.clone(),
+                amqp_url: settings.amqp_url.clone(),
+                exchange: settings.exchange.clone(),
+                batch: settings.relay_batch.clamp(1, 10_000),
+            };
+            actix_web::rt::spawn(relay::run(app.pool().clone(), config, relay_status.clone()))
+        });
         let metrics = web::Data::new(Metrics::new()?);
-        let bus = web::Data::new(BusProbe::from_url(&settings.amqp_url));
+        let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
@@ -75,6 +106,8 @@ impl Application {
             port,
             app,
             bootstrap,
+            relay,
+            relay_status,
         })
     }
 
@@ -93,8 +126,25 @@ impl Application {
         &self.bootstrap
     }
 
+    /// The relay's state on this instance.
+    pub fn relay_status(&self) -> Arc<RelayStatus> {
+        self.relay_status.clone()
+    }
+
+    /// A handle that stops this instance from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            relay: self.relay.as_ref().map(|h| h.abort_handle()),
+        }
+    }
+
     /// Serves until the process is told to stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let outcome = self.server.await;
+        if let Some(relay) = self.relay {
+            relay.abort();
+        }
+        outcome
     }
 }

@@ -77,6 +77,12 @@ impl App {
         self.read_events(Some(org_id), filter).await
     }
 
+    /// Events the relay has not yet had confirmed, and the oldest one's age in seconds.
+    pub async fn relay_lag(&self) -> Result<(i64, f64), AppError> {
+        let client = self.pool.get().await?;
+        Ok(crate::store::checkpoints::find_lag(&client, crate::bus::relay::CHECKPOINT).await?)
+    }
+
     async fn read_events(
         &self,
         org_id: Option<Uuid>,

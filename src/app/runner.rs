@@ -92,6 +92,13 @@ impl App {
         for event in &recorded {
             projections::apply(tx, event).await?;
         }
+        if !recorded.is_empty() {
+            // Delivered at commit: wakes the relay without polling.
+            let notify = tx
+                .prepare_cached("SELECT pg_notify('vouch_events', '')")
+                .await?;
+            tx.execute(&notify, &[]).await?;
+        }
         Ok(recorded)
     }
 

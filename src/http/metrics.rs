@@ -1,8 +1,11 @@
 //! Prometheus metrics served at `/metrics`.
 
+use crate::bus::relay::RelayStatus;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The process's metrics.
@@ -11,6 +14,11 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    relay_leader: IntGauge,
+    relay_connected: IntGauge,
+    relay_published: IntGauge,
+    relay_lag_events: IntGauge,
+    relay_lag_seconds: Gauge,
 }
 
 impl Metrics {
@@ -34,13 +42,61 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
+        let relay_leader = IntGauge::new(
+            "vouch_relay_leader",
+            "1 if this instance relays the log to RabbitMQ",
+        )?;
+        let relay_connected = IntGauge::new(
+            "vouch_relay_connected",
+            "1 if the relay's broker connection is up",
+        )?;
+        let relay_published = IntGauge::new(
+            "vouch_relay_published_events",
+            "Events this instance published and the broker confirmed",
+        )?;
+        let relay_lag_events = IntGauge::new(
+            "vouch_relay_lag_events",
+            "Events in the log after the relay checkpoint",
+        )?;
+        let relay_lag_seconds = Gauge::new(
+            "vouch_relay_lag_seconds",
+            "Age of the oldest event not yet confirmed by the broker",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(relay_leader.clone()))?;
+        registry.register(Box::new(relay_connected.clone()))?;
+        registry.register(Box::new(relay_published.clone()))?;
+        registry.register(Box::new(relay_lag_events.clone()))?;
+        registry.register(Box::new(relay_lag_seconds.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            relay_leader,
+            relay_connected,
+            relay_published,
+            relay_lag_events,
+            relay_lag_seconds,
         })
+    }
+
+    /// Copies the relay's state and lag into the gauges.
+    pub fn observe_relay(&self, status: &RelayStatus, lag: Option<(i64, f64)>) {
+        self.relay_leader
+            .set(i64::from(status.leader.load(Ordering::SeqCst)));
+        self.relay_connected
+            .set(i64::from(status.connected.load(Ordering::SeqCst)));
+        self.relay_published.set(
+            status
+                .published
+                .load(Ordering::Relaxed)
+                .min(i64::MAX as u64) as i64,
+        );
+        if let Some((events, seconds)) = lag {
+            self.relay_lag_events.set(events);
+            self.relay_lag_seconds.set(seconds);
+        }
     }
 
     /// Records one finished request.

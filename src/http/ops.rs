@@ -2,28 +2,37 @@
 
 use super::metrics::Metrics;
 use crate::app::App;
+use crate::bus::relay::RelayStatus;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::{OpenApi, ToSchema};
 
-/// Where the message broker listens, for the readiness probe.
+/// The bus as this instance sees it, for readiness and metrics.
 #[derive(Debug, Clone)]
 pub struct BusProbe {
     /// `host:port` of the broker, if the URL could be read.
     pub address: Option<String>,
+    /// The relay's state.
+    pub relay: Arc<RelayStatus>,
 }
 
 impl BusProbe {
     /// Reads host and port from an AMQP URL.
-    pub fn from_url(amqp_url: &str) -> Self {
+    pub fn new(amqp_url: &str, relay: Arc<RelayStatus>) -> Self {
         let address = url::Url::parse(amqp_url)
             .ok()
             .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(5672))));
-        Self { address }
+        Self { address, relay }
     }
 
+    /// The relay leader knows; other instances check that the broker answers.
     async fn is_up(&self) -> bool {
+        if self.relay.leader.load(Ordering::SeqCst) {
+            return self.relay.connected.load(Ordering::SeqCst);
+        }
         let Some(address) = &self.address else {
             return false;
         };
@@ -84,7 +93,13 @@ pub async fn readyz(app: web::Data<App>, bus: web::Data<BusProbe>) -> HttpRespon
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+pub async fn metrics(
+    metrics: web::Data<Metrics>,
+    app: web::Data<App>,
+    bus: web::Data<BusProbe>,
+) -> HttpResponse {
+    let lag = app.relay_lag().await.ok();
+    metrics.observe_relay(&bus.relay, lag);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())

@@ -11,6 +11,8 @@ pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub struct TestApp {
     pub app: vouch::app::App,
+    pub relay: std::sync::Arc<vouch::bus::relay::RelayStatus>,
+    pub stop: vouch::startup::StopHandle,
     pub address: String,
     pub database_url: String,
     pub admin_key: String,
@@ -43,12 +45,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let admin_key = issued.key.expose().to_owned();
     let address = format!("http://127.0.0.1:{}", application.port());
     let app = application.app().clone();
+    let (relay, stop) = (application.relay_status(), application.stop_handle());
     actix_web::rt::spawn(application.run_until_stopped());
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     TestApp {
         app,
+        relay,
+        stop,
         address,
         database_url,
         admin_key,
@@ -77,9 +82,12 @@ pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Settings)) ->
         .expect("second instance starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let app = application.app().clone();
+    let (relay, stop) = (application.relay_status(), application.stop_handle());
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         app,
+        relay,
+        stop,
         address,
         database_url: of.database_url.clone(),
         admin_key: of.admin_key.clone(),

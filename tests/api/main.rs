@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod bus;
 mod concurrency;
 mod events;
 mod helpers;
@@ -13,6 +14,7 @@ mod keys;
 mod log_order;
 mod ops;
 mod orgs;
+mod proxy;
 mod sessions;
 mod tokens;
 mod users;
