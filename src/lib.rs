@@ -9,6 +9,7 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod progress;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

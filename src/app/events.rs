@@ -95,6 +95,7 @@ impl App {
             org_id,
             event_type: filter.event_type,
             stream_id: filter.stream_id,
+            unbounded: false,
         };
         let items = events::read_log(&client, &query).await?;
         let next_cursor = match items.last() {

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod orgs;
 mod pages;
+pub mod replay;
 mod runner;
 pub mod sessions;
 pub mod signing;

@@ -192,6 +192,10 @@ pub struct LogQuery {
     pub event_type: Option<String>,
     /// Only events of this stream.
     pub stream_id: Option<Uuid>,
+    /// Read every committed row, not only those older than every running
+    /// transaction. Only for a reader that holds locks which keep the writers
+    /// it cares about out (the replay's final catch-up).
+    pub unbounded: bool,
 }
 
 const LOG_COLUMNS: &str =
@@ -213,10 +217,15 @@ pub async fn read_log(
     } else {
         "$4::uuid IS NULL AND"
     };
+    let bound = if q.unbounded {
+        ""
+    } else {
+        "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    };
     let sql = format!(
         "SELECT {LOG_COLUMNS} FROM auth_events \
          WHERE {tenant} (transaction_id, position) > ($1::text::xid8, $2) \
-           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           {bound} \
            AND ($5::text IS NULL OR event_type = $5) \
            AND ($6::uuid IS NULL OR stream_id = $6) \
          ORDER BY transaction_id, position LIMIT $3"

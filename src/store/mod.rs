@@ -7,6 +7,7 @@ pub mod migrate;
 mod pool;
 pub mod projections;
 pub mod queries;
+pub mod replay;
 
 pub use error::{StoreError, UniqueConstraint};
-pub use pool::{connect, Pool};
+pub use pool::{connect, connect_in_schema, Pool};

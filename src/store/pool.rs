@@ -8,13 +8,31 @@ pub type Pool = deadpool_postgres::Pool;
 
 /// Opens a pool on `database_url`, creating the database first if it is missing.
 pub async fn connect(database_url: &str, max_size: usize) -> Result<Pool, StoreError> {
+    open(database_url, max_size, None).await
+}
+
+/// Opens a pool whose connections resolve unqualified tables in `schema` first
+/// (then `public`): projections write there, the log is still read from `public`.
+pub async fn connect_in_schema(database_url: &str, schema: &str) -> Result<Pool, StoreError> {
+    open(database_url, 1, Some(schema)).await
+}
+
+async fn open(
+    database_url: &str,
+    max_size: usize,
+    schema: Option<&str>,
+) -> Result<Pool, StoreError> {
     let config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| StoreError::Config(format!("VOUCH_DATABASE_URL: {e}")))?;
     create_database_if_missing(&config).await?;
     let mut config = config;
     // A reader of the log waits for the oldest open writer: never let one idle.
-    config.options("-c idle_in_transaction_session_timeout=10000");
+    let mut options = "-c idle_in_transaction_session_timeout=10000".to_owned();
+    if let Some(schema) = schema {
+        options.push_str(&format!(" -c search_path={schema},public"));
+    }
+    config.options(&options);
     config.connect_timeout(Duration::from_secs(5));
     let manager = Manager::from_config(
         config,

@@ -15,6 +15,7 @@ mod log_order;
 mod ops;
 mod orgs;
 mod proxy;
+mod replay;
 mod sessions;
 mod tokens;
 mod users;

@@ -1,0 +1,243 @@
+//! `vouch replay`: rebuild the read models from the log with the same `apply`
+//! the inline projections use, in commit-safe order.
+//!
+//! - rebuild: into fresh tables, then swapped in atomically while the service runs;
+//! - verify: into a scratch schema, compared row by row with the live tables;
+//! - until: the state as of a time or position, into a schema the user names.
+
+use crate::store::events::{read_log, LogPosition, LogQuery, RecordedEvent};
+use crate::store::replay::{self as sql, READ_MODELS};
+use crate::store::{self, projections, Pool, StoreError};
+use chrono::{DateTime, Utc};
+use std::time::Instant;
+
+/// Events read per transaction.
+const BATCH: i64 = 5000;
+
+/// Where a point-in-time replay stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Cutoff {
+    /// Events that occurred at or before this time.
+    Time(DateTime<Utc>),
+    /// Events at or before this log position.
+    Position(i64),
+}
+
+impl Cutoff {
+    fn includes(&self, e: &RecordedEvent) -> bool {
+        match self {
+            Self::Time(t) => e.occurred_at <= *t,
+            Self::Position(p) => e.position <= *p,
+        }
+    }
+}
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Rebuild every read model and swap the result in.
+    Rebuild,
+    /// Rebuild into a scratch schema and report drift from the live tables.
+    Verify,
+    /// Build the state as of `cutoff` into `schema` (which must not exist).
+    Until {
+        /// Where to stop.
+        cutoff: Cutoff,
+        /// The schema to create.
+        schema: String,
+    },
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Events read from the log.
+    pub events: u64,
+    /// Events applied (all but those past an `--until` cutoff).
+    pub applied: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Differences found by `--verify`: (table, side, row as JSON).
+    pub drift: Vec<(String, &'static str, String)>,
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bad argument.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<deadpool_postgres::PoolError> for ReplayError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for ReplayError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Told how far a replay got.
+pub trait Progress {
+    /// The number of events in the log, when known.
+    fn start(&self, total: u64);
+    /// `n` more events were read.
+    fn advance(&self, n: u64);
+}
+
+/// Replays the log of the database at `database_url`.
+pub async fn replay(
+    database_url: &str,
+    mode: Mode,
+    progress: &dyn Progress,
+) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let main = store::connect(database_url, 2).await?;
+    store::migrate::run(&main).await?;
+    let stamp = format!(
+        "{}_{}",
+        std::process::id(),
+        started.elapsed().as_nanos() % 1_000_000
+    );
+    let (schema, cutoff) = match &mode {
+        Mode::Rebuild => (format!("vouch_rebuild_{stamp}"), None),
+        Mode::Verify => (format!("vouch_verify_{stamp}"), None),
+        Mode::Until { cutoff, schema } => {
+            if !sql::is_valid_schema_name(schema) {
+                return Err(ReplayError::Usage(format!(
+                    "schema {schema:?}: use ^[a-z_][a-z0-9_]{{0,62}}$, not public"
+                )));
+            }
+            if sql::schema_exists(&main.get().await?, schema).await? {
+                return Err(ReplayError::Usage(format!(
+                    "schema {schema} exists already"
+                )));
+            }
+            (schema.clone(), Some(*cutoff))
+        }
+    };
+    let total: i64 = main
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM auth_events", &[])
+        .await?
+        .try_get(0)?;
+    progress.start(total.max(0) as u64);
+    sql::create_scratch(&main.get().await?, &schema).await?;
+    let outcome = rebuild_then(&main, database_url, &schema, &mode, cutoff, progress).await;
+    if !matches!(mode, Mode::Until { .. }) || outcome.is_err() {
+        let _ = sql::drop_schema(&main.get().await?, &schema).await;
+    }
+    let mut report = outcome?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn rebuild_then(
+    main: &Pool,
+    database_url: &str,
+    schema: &str,
+    mode: &Mode,
+    cutoff: Option<Cutoff>,
+    progress: &dyn Progress,
+) -> Result<Report, ReplayError> {
+    let scratch = store::connect_in_schema(database_url, schema).await?;
+    let mut report = Report::default();
+    let mut scratch_client = scratch.get().await?;
+    let after = apply_all(
+        &mut scratch_client,
+        LogPosition::default(),
+        false,
+        cutoff,
+        &mut report,
+        progress,
+    )
+    .await?;
+    match mode {
+        Mode::Until { .. } => Ok(report),
+        Mode::Verify => {
+            let mut client = main.get().await?;
+            let tx = client.transaction().await?;
+            // Writers wait; readers go on. Then nothing committed is missing.
+            sql::lock_live(&tx, "SHARE").await?;
+            apply_all(
+                &mut scratch_client,
+                after,
+                true,
+                None,
+                &mut report,
+                progress,
+            )
+            .await?;
+            report.drift = sql::find_drift(&tx, schema, 20).await?;
+            tx.commit().await?;
+            Ok(report)
+        }
+        Mode::Rebuild => {
+            let mut client = main.get().await?;
+            let tx = client.transaction().await?;
+            // Everyone waits for the few milliseconds of catch-up and swap.
+            sql::lock_live(&tx, "ACCESS EXCLUSIVE").await?;
+            apply_all(
+                &mut scratch_client,
+                after,
+                true,
+                None,
+                &mut report,
+                progress,
+            )
+            .await?;
+            let retired = format!("{schema}_old");
+            sql::swap_in(&tx, schema, &retired).await?;
+            tx.commit().await?;
+            sql::drop_schema(&client, &retired).await?;
+            Ok(report)
+        }
+    }
+}
+
+/// Applies every event after `after` into the scratch schema, a batch per transaction.
+async fn apply_all(
+    scratch: &mut deadpool_postgres::Client,
+    mut after: LogPosition,
+    unbounded: bool,
+    cutoff: Option<Cutoff>,
+    report: &mut Report,
+    progress: &dyn Progress,
+) -> Result<LogPosition, ReplayError> {
+    loop {
+        let query = LogQuery {
+            after,
+            limit: BATCH,
+            unbounded,
+            ..LogQuery::default()
+        };
+        let events = read_log(&*scratch, &query).await?;
+        let Some(last) = events.last().map(RecordedEvent::cursor) else {
+            return Ok(after);
+        };
+        let tx = scratch.transaction().await?;
+        for e in &events {
+            if cutoff.is_none_or(|c| c.includes(e)) {
+                projections::apply(&tx, e).await?;
+                report.applied += 1;
+            }
+        }
+        tx.commit().await?;
+        report.events += events.len() as u64;
+        progress.advance(events.len() as u64);
+        after = last;
+    }
+}
+
+/// The read models a replay rebuilds.
+pub fn read_models() -> &'static [&'static str] {
+    &READ_MODELS
+}
