@@ -5,6 +5,7 @@
 //! transaction, retrying a version conflict from a fresh load.
 
 pub mod access;
+pub mod access_review;
 mod bootstrap;
 mod clock;
 mod context;

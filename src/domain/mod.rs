@@ -4,6 +4,7 @@
 //! `decide`. Each aggregate is one event stream; `decide` turns a command into
 //! new events (or a [`DomainError`]), `evolve` folds an event into the state.
 
+pub mod access_review;
 pub mod api_key;
 mod error;
 mod event;

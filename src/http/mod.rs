@@ -1,5 +1,6 @@
 //! HTTP: the route table, extractors, error mapping, metrics, OpenAPI.
 
+pub mod access;
 pub mod dto;
 pub mod error;
 pub mod events;
@@ -76,6 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/orgs/{org_id}/events",
         get().to(events::list_org_events),
     )
+    .route("/v1/orgs/{org_id}/access", get().to(access::access_review))
     .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/v1/events", get().to(events::list_events))
     .default_service(web::to(not_found));

@@ -386,3 +386,44 @@ pub async fn find_active_sessions(
     );
     query_all(c, &sql, &[&user_id, &now], session_row).await
 }
+
+/// An org's events (its own stream and its keys') that occurred at or before
+/// `as_of`, in commit-safe order.
+pub async fn find_org_history(
+    c: &impl GenericClient,
+    org_id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<crate::store::events::RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = crate::store::events::LogPosition::default();
+    loop {
+        let page = crate::store::events::read_log(
+            c,
+            &crate::store::events::LogQuery {
+                after,
+                limit: 5000,
+                org_id: Some(org_id),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let Some(last) = page.last().map(|e| e.cursor()) else {
+            return Ok(out);
+        };
+        out.extend(page.into_iter().filter(|e| e.occurred_at <= as_of));
+        after = last;
+    }
+}
+
+/// Emails of users by id.
+pub async fn find_emails(
+    c: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
+    let rows = c
+        .query("SELECT id, email FROM users WHERE id = ANY($1)", &[&ids])
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
