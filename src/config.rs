@@ -50,6 +50,23 @@ pub struct Settings {
     #[arg(long, env = "VOUCH_RELAY_BATCH", default_value_t = 500)]
     pub relay_batch: i64,
 
+    /// The Ed25519 audit key (hex seed) that signs checkpoints and exports; created
+    /// with mode 0600 if missing. Keep it outside the database and back it up.
+    #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = "vouch-audit.key")]
+    pub audit_key_file: std::path::PathBuf,
+
+    /// Whether this instance campaigns to hash-chain the log.
+    #[arg(long, env = "VOUCH_CHAINER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chainer: bool,
+
+    /// Sign a chain checkpoint after this many new events...
+    #[arg(long, env = "VOUCH_CHECKPOINT_EVENTS", default_value_t = 1000)]
+    pub checkpoint_events: i64,
+
+    /// ...or after this many seconds with any new event.
+    #[arg(long, env = "VOUCH_CHECKPOINT_SECONDS", default_value_t = 10)]
+    pub checkpoint_seconds: u64,
+
     /// Sessions, tokens and sign-in throttling.
     #[command(flatten)]
     pub auth: AuthSettings,
@@ -124,7 +141,8 @@ impl Default for AuthSettings {
 
 impl Settings {
     /// Settings for a local database URL, everything else at its default except:
-    /// a free port, one worker, no relay, and new signing keys used at once.
+    /// a free port, one worker, no relay or chainer, a fresh audit key in the
+    /// temporary directory, and new signing keys used at once.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
@@ -136,10 +154,25 @@ impl Settings {
             exchange: "vouch.events".into(),
             relay: false,
             relay_batch: 500,
+            audit_key_file: std::env::temp_dir()
+                .join(format!("vouch-audit-{}.key", uuid::Uuid::new_v4().simple())),
+            chainer: false,
+            checkpoint_events: 1000,
+            checkpoint_seconds: 10,
             auth: AuthSettings {
                 jwks_publish_delay_seconds: 0,
                 ..AuthSettings::default()
             },
+        }
+    }
+}
+
+impl Settings {
+    /// When the chainer signs checkpoints.
+    pub fn checkpoint_policy(&self) -> crate::audit::chainer::CheckpointPolicy {
+        crate::audit::chainer::CheckpointPolicy {
+            every_events: self.checkpoint_events.max(1),
+            every: std::time::Duration::from_secs(self.checkpoint_seconds.max(1)),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! inline projections keep the read models the API reads. See `docs/architecture.md`.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod config;

@@ -60,6 +60,45 @@ enum Command {
         #[arg(long, requires = "until")]
         schema: Option<String>,
     },
+    /// Write a signed export (JSON Lines + manifest) of the log or of one org.
+    Export {
+        /// Postgres URL.
+        #[arg(
+            long,
+            env = "VOUCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/vouch"
+        )]
+        database_url: String,
+        /// The audit key that signs the manifest.
+        #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = "vouch-audit.key")]
+        audit_key_file: std::path::PathBuf,
+        /// Only this org's events.
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+        /// Events at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Events at or before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// The file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Check an export offline; names the first line that fails.
+    VerifyExport {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// The expected signer (base64url Ed25519 public key; see `audit-public-key`).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the audit key's public key (to pin in verify-export).
+    AuditPublicKey {
+        /// The audit key file.
+        #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = "vouch-audit.key")]
+        audit_key_file: std::path::PathBuf,
+    },
     /// Manage JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -78,6 +117,17 @@ enum KeysCommand {
     /// Generate a new signing key. It signs once published in the JWKS for
     /// VOUCH_JWKS_PUBLISH_DELAY_SECONDS; older keys stay until their tokens expire.
     Rotate(Settings),
+}
+
+/// Writes export lines to a file.
+struct FileSink(std::io::BufWriter<std::fs::File>);
+
+impl vouch::audit::export::LineSink for FileSink {
+    async fn send(&mut self, line: Vec<u8>) -> std::io::Result<()> {
+        use std::io::Write;
+        self.0.write_all(&line)?;
+        self.0.write_all(b"\n")
+    }
 }
 
 fn print_key(title: &str, key: &str) {
@@ -173,6 +223,53 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ),
                 Mode::Rebuild => println!("replay: read models rebuilt and swapped in"),
             }
+        }
+        Command::Export {
+            database_url,
+            audit_key_file,
+            org,
+            from,
+            to,
+            out,
+        } => {
+            let key = vouch::audit::key::AuditKey::load_or_create(&audit_key_file)?;
+            let pool = store::connect(&database_url, 2).await?;
+            migrate::run(&pool).await?;
+            let policy = vouch::audit::chainer::CheckpointPolicy {
+                every_events: 1000,
+                every: std::time::Duration::from_secs(10),
+            };
+            vouch::audit::export::catch_up(&pool, &key, policy).await?;
+            let file = std::fs::File::create(&out)?;
+            let mut sink = FileSink(std::io::BufWriter::new(file));
+            let progress = vouch::progress::TaskProgress::new("export");
+            let filter = vouch::audit::export::ExportFilter {
+                org_id: org,
+                from,
+                to,
+            };
+            vouch::audit::export::export(&pool, &key, &filter, &mut sink, &|n| progress.advance(n))
+                .await?;
+            let file = sink.0.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            println!("{}", progress.finish());
+        }
+        Command::VerifyExport { file, public_key } => {
+            let verified = vouch::audit::verify::verify_export(&file, public_key.as_deref())?;
+            println!(
+                "verify-export: ok: {} events, signed by key {}{}",
+                verified.events,
+                verified.key_id,
+                if verified.checkpoint_checked {
+                    ", chain checkpoint verified"
+                } else {
+                    ""
+                }
+            );
+        }
+        Command::AuditPublicKey { audit_key_file } => {
+            let key = vouch::audit::key::AuditKey::load_or_create(&audit_key_file)?;
+            println!("{} (key id {})", key.public_key(), key.key_id());
         }
         Command::Keys(KeysCommand::Rotate(settings)) => {
             let pool = store::connect(&settings.database_url, 2).await?;

@@ -26,6 +26,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The audit key file could not be used.
+    #[error("{0}")]
+    AuditKey(#[from] crate::audit::key::KeyFileError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -82,6 +85,18 @@ impl Application {
             };
             actix_web::rt::spawn(relay::run(app.pool().clone(), config, relay_status.clone()))
         });
+        let audit_key = crate::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?;
+        let policy = settings.checkpoint_policy();
+        if settings.chainer {
+            let chainer = crate::audit::chainer::run(
+                app.pool().clone(),
+                settings.database_url.clone(),
+                audit_key.clone(),
+                policy,
+            );
+            actix_web::rt::spawn(chainer);
+        }
+        let audit = web::Data::new((audit_key, policy));
         let metrics = web::Data::new(Metrics::new()?);
         let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());
@@ -91,6 +106,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(metrics.clone())
                 .app_data(bus.clone())
+                .app_data(audit.clone())
                 .configure(http::routes)
         })
         .listen(listener)

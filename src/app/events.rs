@@ -77,6 +77,20 @@ impl App {
         self.read_events(Some(org_id), filter).await
     }
 
+    /// Who may export: `vouch:admin` the whole log; an org's audit readers that org.
+    pub async fn authorize_export(&self, ctx: &Ctx, org_id: Option<Uuid>) -> Result<(), AppError> {
+        match org_id {
+            None if ctx.caller.is_admin() => Ok(()),
+            None => Err(AppError::Forbidden(
+                "exporting the whole log needs vouch:admin; pass org_id",
+            )),
+            Some(org_id) if self.standing(ctx, org_id).await?.can_read_audit => Ok(()),
+            Some(_) => Err(AppError::Forbidden(
+                "needs owner, admin or vouch:audit:read",
+            )),
+        }
+    }
+
     /// Events the relay has not yet had confirmed, and the oldest one's age in seconds.
     pub async fn relay_lag(&self) -> Result<(i64, f64), AppError> {
         let client = self.pool.get().await?;

@@ -10,8 +10,8 @@
 use super::cloudevent::{to_cloudevent, CONTENT_TYPE};
 use crate::store::checkpoints::{find_checkpoint, save_checkpoint};
 use crate::store::events::{read_log, LogQuery, RecordedEvent};
+use crate::store::leader::campaign;
 use crate::store::Pool;
-use futures_util::StreamExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 /// Advisory-lock key of the relay leader ("vouch-rl").
 const RELAY_LOCK: i64 = 0x766f_7563_682d_726c;
@@ -76,14 +75,14 @@ enum RelayError {
 /// Runs the relay forever: campaign for leadership, relay while leader.
 pub async fn run(pool: Pool, config: RelayConfig, status: Arc<RelayStatus>) {
     loop {
-        match campaign(&config).await {
-            Ok(Some((leader_client, notifications))) => {
+        match campaign(&config.database_url, RELAY_LOCK, NOTIFY_CHANNEL).await {
+            Ok(Some(leadership)) => {
                 status.leader.store(true, Ordering::SeqCst);
                 tracing::info!("relay: leader");
-                lead(&pool, &config, &status, notifications).await;
+                lead(&pool, &config, &status, leadership.notifications).await;
                 status.leader.store(false, Ordering::SeqCst);
                 status.connected.store(false, Ordering::SeqCst);
-                drop(leader_client);
+                drop(leadership.client);
                 tracing::warn!("relay: no longer leader");
             }
             Ok(None) => {}
@@ -91,39 +90,6 @@ pub async fn run(pool: Pool, config: RelayConfig, status: Arc<RelayStatus>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Tries to take the leader lock on a dedicated connection that also LISTENs.
-async fn campaign(
-    config: &RelayConfig,
-) -> Result<Option<(tokio_postgres::Client, mpsc::UnboundedReceiver<()>)>, tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(&config.database_url, NoTls).await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    tokio::spawn(async move {
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        // Dropping `tx` tells the leader its connection (and lock) is gone.
-    });
-    let row = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
-        .await?;
-    if !row.try_get::<_, bool>(0)? {
-        return Ok(None);
-    }
-    client
-        .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
-        .await?;
-    Ok(Some((client, rx)))
 }
 
 /// Relays while leader, reconnecting to the broker with backoff.

@@ -1,6 +1,7 @@
 //! HTTP: the route table, extractors, error mapping, metrics, OpenAPI.
 
 pub mod access;
+pub mod audit;
 pub mod dto;
 pub mod error;
 pub mod events;
@@ -78,6 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         get().to(events::list_org_events),
     )
     .route("/v1/orgs/{org_id}/access", get().to(access::access_review))
+    .route("/v1/audit/export", get().to(audit::export_events))
     .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/v1/events", get().to(events::list_events))
     .default_service(web::to(not_found));

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use super::{access, events, keys, ops, orgs, sessions, users};
+use super::{access, audit, events, keys, ops, orgs, sessions, users};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         orgs::create_org, orgs::list_orgs, orgs::get_org, orgs::update_org,
         orgs::list_members, orgs::add_member, orgs::change_member, orgs::remove_member,
         keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key, keys::rotate_key, keys::verify_key,
-        events::list_events, events::list_org_events, access::access_review,
+        events::list_events, events::list_org_events, access::access_review, audit::export_events,
         sessions::jwks, sessions::sign_in, sessions::refresh, sessions::list_sessions, sessions::sign_out,
         sessions::revoke_session, sessions::me, sessions::change_password, sessions::introspect,
     ),

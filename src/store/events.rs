@@ -247,7 +247,7 @@ pub async fn read_log(
     rows.iter().map(recorded_from_row).collect()
 }
 
-fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position: r.try_get(0)?,
         transaction_id: parse_xid(r.try_get(1)?)?,

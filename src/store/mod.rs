@@ -3,6 +3,7 @@
 pub mod checkpoints;
 mod error;
 pub mod events;
+pub mod leader;
 pub mod migrate;
 mod pool;
 pub mod projections;

@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod audit;
 mod bus;
 mod concurrency;
 mod events;

@@ -89,6 +89,7 @@ async fn openapi_documents_every_route() {
         ("get", "/v1/events"),
         ("get", "/v1/orgs/{org_id}/events"),
         ("get", "/v1/orgs/{org_id}/access"),
+        ("get", "/v1/audit/export"),
         ("post", "/v1/sessions"),
         ("get", "/v1/sessions"),
         ("post", "/v1/sessions/refresh"),

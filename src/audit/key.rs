@@ -1,0 +1,152 @@
+//! The audit signing key: an Ed25519 key kept outside the database, in a file
+//! created on first use with mode 0600. Whoever can write the database can
+//! recompute a bare hash chain, but cannot forge a signed checkpoint.
+
+use crate::auth::api_key::hex;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+/// The audit key.
+#[derive(Clone)]
+pub struct AuditKey {
+    key: SigningKey,
+}
+
+/// Why the key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Reading or creating the file failed.
+    #[error("audit key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not hold a key.
+    #[error("audit key file {0}: not 64 hex characters")]
+    Malformed(String),
+}
+
+impl AuditKey {
+    /// Loads the key from `path`, creating it (mode 0600) if it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyFileError> {
+        let io = |source| KeyFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let text = text.trim();
+                let bytes: Vec<u8> = (0..text.len())
+                    .step_by(2)
+                    .filter_map(|i| {
+                        text.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect();
+                let seed: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| KeyFileError::Malformed(path.display().to_string()))?;
+                if text.len() != 64 {
+                    return Err(KeyFileError::Malformed(path.display().to_string()));
+                }
+                Ok(Self {
+                    key: SigningKey::from_bytes(&seed),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SigningKey::generate(&mut OsRng);
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(path) {
+                    Ok(mut file) => {
+                        file.write_all(hex(&key.to_bytes()).as_bytes())
+                            .map_err(io)?;
+                        file.sync_all().map_err(io)?;
+                        tracing::info!(path = %path.display(), "created the audit signing key");
+                        Ok(Self { key })
+                    }
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(e) => Err(io(e)),
+                }
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Signs a message.
+    pub fn sign(&self, message: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.key.sign(message).to_bytes())
+    }
+
+    /// The public key, base64url.
+    pub fn public_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// A short id of the public key: the first 16 hex characters of its SHA-256.
+    pub fn key_id(&self) -> String {
+        key_id_of(self.key.verifying_key().as_bytes())
+    }
+}
+
+/// The key id of a public key.
+pub fn key_id_of(public: &[u8]) -> String {
+    hex(&Sha256::digest(public))[..16].to_owned()
+}
+
+/// Verifies a base64url signature with a base64url public key.
+pub fn verify_signature(public_key: &str, message: &[u8], signature: &str) -> bool {
+    let Some(public) = URL_SAFE_NO_PAD
+        .decode(public_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+    else {
+        return false;
+    };
+    let Some(signature) = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+    else {
+        return false;
+    };
+    public.verify(message, &signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_is_created_once_with_restrictive_permissions() {
+        let path =
+            std::env::temp_dir().join(format!("vouch-audit-test-{}.key", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = AuditKey::load_or_create(&path).unwrap();
+        let again = AuditKey::load_or_create(&path).unwrap();
+        assert_eq!(first.public_key(), again.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let sig = first.sign(b"message");
+        assert!(verify_signature(&first.public_key(), b"message", &sig));
+        assert!(!verify_signature(&first.public_key(), b"massage", &sig));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

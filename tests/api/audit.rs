@@ -1,0 +1,235 @@
+use crate::helpers::*;
+
+use std::path::PathBuf;
+use vouch::audit::chainer::CheckpointPolicy;
+use vouch::audit::export::{catch_up, export, ExportFilter, LineSink};
+use vouch::audit::key::AuditKey;
+use vouch::audit::verify::{verify_export, VerifyError};
+
+struct FileSink(Vec<u8>);
+
+impl LineSink for FileSink {
+    async fn send(&mut self, mut line: Vec<u8>) -> std::io::Result<()> {
+        line.push(b'\n');
+        self.0.extend(line);
+        Ok(())
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("vouch-{}-{name}", uuid::Uuid::new_v4().simple()))
+}
+
+async fn export_to_file(app: &TestApp, key: &AuditKey, filter: ExportFilter) -> PathBuf {
+    let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
+    let policy = CheckpointPolicy {
+        every_events: 1000,
+        every: std::time::Duration::from_secs(10),
+    };
+    catch_up(&pool, key, policy).await.unwrap();
+    let mut sink = FileSink(vec![]);
+    export(&pool, key, &filter, &mut sink, &|_| {})
+        .await
+        .unwrap();
+    let path = temp("export.jsonl");
+    std::fs::write(&path, sink.0).unwrap();
+    path
+}
+
+fn line_of(path: &PathBuf, needle: &str) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in export")
+        + 1
+}
+
+fn tamper(path: &PathBuf, line: usize, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(path).unwrap();
+    let changed: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                l.replacen(from, to, 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert_ne!(
+        changed.join("\n") + "\n",
+        text,
+        "the tamper changed something"
+    );
+    let out = temp("tampered.jsonl");
+    std::fs::write(&out, changed.join("\n") + "\n").unwrap();
+    out
+}
+
+fn failing_line(result: Result<vouch::audit::verify::Verified, VerifyError>) -> usize {
+    match result {
+        Err(VerifyError::Line { line, .. }) => line,
+        other => panic!("expected a failing line, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn an_export_verifies_offline_and_any_change_is_caught_at_its_line() {
+    let key_file = temp("audit.key");
+    let key_path = key_file.clone();
+    let app = spawn_app_with(move |s| s.audit_key_file = key_path).await;
+    let user = app.create_user("ada@example.org").await;
+    let org = app.create_org("acme", Some(&id(&user))).await;
+    app.create_key(&id(&org), &["deploy"]).await;
+    let key = AuditKey::load_or_create(&key_file).unwrap();
+
+    let path = export_to_file(&app, &key, ExportFilter::default()).await;
+    let verified = verify_export(&path, Some(&key.public_key())).unwrap();
+    assert_eq!(
+        verified.events,
+        app.db()
+            .await
+            .query_one("SELECT count(*) FROM auth_events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0) as u64
+    );
+    assert!(
+        verified.checkpoint_checked,
+        "the whole-log export carries a signed checkpoint"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("argon2"),
+        "no password hash leaves the database"
+    );
+    assert!(
+        text.contains("\"password_hash\":\"sha256:"),
+        "secrets appear as commitments"
+    );
+
+    // One byte of an event line.
+    let n = line_of(&path, "\"slug\":\"acme\"");
+    assert_eq!(
+        failing_line(verify_export(
+            &tamper(&path, n, "\"slug\":\"acme\"", "\"slug\":\"acmf\""),
+            None
+        )),
+        n
+    );
+    // The manifest.
+    let last = text.lines().count();
+    assert_eq!(
+        failing_line(verify_export(
+            &tamper(&path, last, "\"count\":", "\"count\":1"),
+            None
+        )),
+        last
+    );
+    // A line removed from the middle.
+    let without: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect();
+    let cut = temp("cut.jsonl");
+    std::fs::write(&cut, without.join("\n") + "\n").unwrap();
+    assert_eq!(
+        failing_line(verify_export(&cut, None)),
+        3,
+        "the line after the gap breaks the chain"
+    );
+    // Another signer.
+    let other = AuditKey::load_or_create(&temp("other.key")).unwrap();
+    assert_eq!(
+        failing_line(verify_export(&path, Some(&other.public_key()))),
+        last
+    );
+
+    // A row changed in the database behind the trigger's back.
+    let db = app.db().await;
+    db.batch_execute(
+        "ALTER TABLE auth_events DISABLE TRIGGER auth_events_no_update_delete; \
+         UPDATE auth_events SET data = jsonb_set(data, '{name}', '\"Evil Corp\"') WHERE event_type = 'org.created' AND data->>'slug' = 'acme'; \
+         ALTER TABLE auth_events ENABLE TRIGGER auth_events_no_update_delete;",
+    )
+    .await
+    .unwrap();
+    let after = export_to_file(&app, &key, ExportFilter::default()).await;
+    let n = line_of(&after, "Evil Corp");
+    let err = verify_export(&after, None).unwrap_err();
+    assert_eq!(failing_line(Err(err.clone())), n, "{err}");
+    assert!(err.to_string().contains("chain hash"), "{err}");
+}
+
+#[actix_web::test]
+async fn the_http_export_is_signed_and_stays_in_the_org() {
+    let key_file = temp("audit.key");
+    let key_path = key_file.clone();
+    let app = spawn_app_with(move |s| s.audit_key_file = key_path).await;
+    let acme = app.create_org("acme", None).await;
+    let other = app.create_org("other", None).await;
+    let (_, auditor) = app.create_key(&id(&acme), &["vouch:audit:read"]).await;
+    let (_, plain) = app.create_key(&id(&acme), &["deploy"]).await;
+    app.create_key(&id(&other), &[]).await;
+    let key = AuditKey::load_or_create(&key_file).unwrap();
+
+    let res = app.get("/v1/audit/export", &app.admin_key).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(
+        res.headers.get("content-type").unwrap(),
+        "application/x-ndjson"
+    );
+    let whole = temp("whole.jsonl");
+    std::fs::write(&whole, &res.text).unwrap();
+    assert!(verify_export(&whole, Some(&key.public_key())).is_ok());
+
+    let res = app
+        .get(&format!("/v1/audit/export?org_id={}", id(&acme)), &auditor)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let lines: Vec<serde_json::Value> = res
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (events, manifest) = lines.split_at(lines.len() - 1);
+    assert_eq!(events.len(), 3, "org.created and two keys");
+    assert!(events.iter().all(|l| l["event"]["org_id"] == acme["id"]));
+    assert_eq!(manifest[0]["manifest"]["org_id"], acme["id"]);
+    let part = temp("org.jsonl");
+    std::fs::write(&part, &res.text).unwrap();
+    assert_eq!(
+        verify_export(&part, Some(&key.public_key()))
+            .unwrap()
+            .events,
+        3
+    );
+
+    assert_error(
+        &app.get("/v1/audit/export", &auditor).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.get(&format!("/v1/audit/export?org_id={}", id(&acme)), &plain)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.get(&format!("/v1/audit/export?org_id={}", id(&other)), &auditor)
+            .await,
+        404,
+        "not_found",
+    );
+    let res = app
+        .get(
+            "/v1/audit/export?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            &app.admin_key,
+        )
+        .await;
+    assert_error(&res, 422, "validation_error");
+}
