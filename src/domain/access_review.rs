@@ -194,6 +194,7 @@ mod tests {
                 scopes: Scopes::parse(&["x"]).unwrap(),
                 expires_at,
                 rotated_from: None,
+                hash_algorithm: crate::domain::api_key::KeyHashAlgorithm::Sha256,
             };
             r.apply(Uuid::from_u128(n), &AnyEvent::ApiKey(created), grant(n, 0));
         }

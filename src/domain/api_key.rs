@@ -29,6 +29,8 @@ pub enum ApiKeyEvent {
         /// The key this one replaces, when created by rotation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rotated_from: Option<Uuid>,
+        /// How `key_hash` was computed (schema version 2; version 1 meant SHA-256).
+        hash_algorithm: KeyHashAlgorithm,
     },
     /// The key stopped working at once.
     #[serde(rename = "api_key.revoked")]
@@ -44,7 +46,18 @@ pub enum ApiKeyEvent {
     },
 }
 
+/// The hash function of a stored key hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyHashAlgorithm {
+    /// Hex SHA-256 of the whole key.
+    #[serde(rename = "sha256")]
+    Sha256,
+}
+
 impl DomainEvent for ApiKeyEvent {
+    /// 2: `api_key.created` names its `hash_algorithm`.
+    const SCHEMA_VERSION: i16 = 2;
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Created { .. } => "api_key.created",
@@ -140,6 +153,7 @@ impl Aggregate for ApiKey {
                     scopes: key.scopes,
                     expires_at: key.expires_at,
                     rotated_from: key.rotated_from,
+                    hash_algorithm: KeyHashAlgorithm::Sha256,
                 }])
             }
             _ if self.org_id.is_none() => Err(DomainError::NotFound),
@@ -213,6 +227,7 @@ mod tests {
             scopes: k.scopes,
             expires_at: k.expires_at,
             rotated_from: None,
+            hash_algorithm: KeyHashAlgorithm::Sha256,
         }
     }
 

@@ -63,9 +63,18 @@ impl AnyEvent {
 ///
 /// Stored rows are never edited: when a payload changes shape, its event gets a
 /// new schema version and a step here that turns the old shape into the new one.
-pub fn upcast(event_type: &str, schema_version: i16, data: Value) -> Result<Value, String> {
+pub fn upcast(event_type: &str, schema_version: i16, mut data: Value) -> Result<Value, String> {
     match (event_type, schema_version) {
-        (_, 1) => Ok(data),
+        // v1 -> v2: the hash algorithm is named; every v1 key hash was SHA-256.
+        ("api_key.created", 1) => {
+            if let Value::Object(map) = &mut data {
+                map.insert("hash_algorithm".into(), Value::String("sha256".into()));
+            }
+            Ok(data)
+        }
+        // The other api_key events kept their v1 shape in v2.
+        (t, 1 | 2) if t.starts_with("api_key.") => Ok(data),
+        (t, 1) if !t.starts_with("api_key.") => Ok(data),
         (t, v) => Err(format!("no upcaster for {t} schema version {v}")),
     }
 }
@@ -96,6 +105,26 @@ mod tests {
         assert_eq!(e, AnyEvent::ApiKey(ApiKeyEvent::Revoked { reason: None }));
         assert!(AnyEvent::decode("widget.made", 1, json!({})).is_err());
         assert!(AnyEvent::decode("user.enabled", 9, json!({})).is_err());
+    }
+
+    #[test]
+    fn a_v1_key_payload_is_read_as_v2() {
+        let v1 = json!({
+            "org_id": "0192f0c1-0000-7000-8000-000000000001", "name": "ci", "prefix": "vk_abcdefghi",
+            "key_hash": "ab", "scopes": ["deploy"], "expires_at": null,
+        });
+        let e = AnyEvent::decode("api_key.created", 1, v1.clone()).unwrap();
+        let AnyEvent::ApiKey(ApiKeyEvent::Created { hash_algorithm, .. }) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            hash_algorithm,
+            crate::domain::api_key::KeyHashAlgorithm::Sha256
+        );
+        // Without the upcaster the v1 payload would not decode as v2.
+        assert!(AnyEvent::decode("api_key.created", 2, v1).is_err());
+        assert!(AnyEvent::decode("api_key.revoked", 1, json!({"reason": null})).is_ok());
+        assert!(AnyEvent::decode("user.enabled", 2, json!({})).is_err());
     }
 
     #[test]

@@ -153,6 +153,7 @@ async fn apply_api_key(
             scopes,
             expires_at,
             rotated_from,
+            ..
         } => {
             exec(
                 c,

@@ -239,3 +239,75 @@ async fn a_rebuild_swaps_in_while_writers_run() {
         .unwrap();
     assert_eq!(report.drift, vec![]);
 }
+
+#[actix_web::test]
+async fn a_stored_v1_payload_is_read_as_v2_by_replay_and_by_commands() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme", None).await;
+    let oid: uuid::Uuid = id(&org).parse().unwrap();
+    let key = vouch::auth::api_key::PresentedKey::generate();
+    let key_id = uuid::Uuid::new_v4();
+    // A payload as version 1 wrote it: no hash_algorithm.
+    let v1 = json!({
+        "org_id": oid, "name": "legacy", "prefix": key.display_prefix(), "key_hash": key.hash(),
+        "scopes": ["deploy"], "expires_at": null,
+    });
+    app.db()
+        .await
+        .execute(
+            "INSERT INTO auth_events (event_id, stream_type, stream_id, version, event_type, schema_version, org_id, data, metadata) \
+             VALUES ($1, 'api_key', $2, 1, 'api_key.created', 1, $3, $4, '{}')",
+            &[&uuid::Uuid::new_v4(), &key_id, &oid, &v1],
+        )
+        .await
+        .unwrap();
+    replay(&app.database_url, Mode::Rebuild, &Quiet)
+        .await
+        .unwrap();
+    let res = app
+        .post(
+            "/v1/keys/verify",
+            &app.admin_key,
+            json!({"key": key.expose()}),
+        )
+        .await;
+    assert_eq!(res.body["valid"], true, "{}", res.text);
+    let res = app
+        .post(
+            &format!("/v1/orgs/{oid}/keys/{key_id}/revoke"),
+            &app.admin_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        res.status, 200,
+        "the aggregate loads the v1 event: {}",
+        res.text
+    );
+    let res = app
+        .post(
+            "/v1/keys/verify",
+            &app.admin_key,
+            json!({"key": key.expose()}),
+        )
+        .await;
+    assert_eq!(res.body["code"], "revoked");
+    let stored: i16 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT schema_version FROM auth_events WHERE event_type = 'api_key.revoked'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 2, "new events are written at the current version");
+    assert_eq!(
+        replay(&app.database_url, Mode::Verify, &Quiet)
+            .await
+            .unwrap()
+            .drift,
+        vec![]
+    );
+}
