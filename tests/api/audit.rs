@@ -233,3 +233,65 @@ async fn the_http_export_is_signed_and_stays_in_the_org() {
         .await;
     assert_error(&res, 422, "validation_error");
 }
+
+#[actix_web::test]
+async fn the_chainer_links_every_event_and_signs_checkpoints() {
+    let key_file = temp("audit.key");
+    let key_path = key_file.clone();
+    let app = spawn_app_with(move |s| {
+        s.audit_key_file = key_path;
+        s.chainer = true;
+        s.checkpoint_events = 5;
+    })
+    .await;
+    for i in 0..4 {
+        app.create_org(&format!("org-{i}"), None).await;
+    }
+    let db = app.db().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count("SELECT count(*) FROM audit_chain").await
+        < count("SELECT count(*) FROM auth_events").await
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chainer did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let key = AuditKey::load_or_create(&key_file).unwrap();
+    let row = db
+        .query_one(
+            "SELECT seq, transaction_id::text, position, head, signed_at, key_id, public_key, signature \
+             FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let head: Vec<u8> = row.get(3);
+    let txid: String = row.get(1);
+    let message = vouch::audit::chainer::checkpoint_message(
+        row.get(0),
+        vouch::store::events::LogPosition {
+            transaction_id: txid.parse().unwrap(),
+            position: row.get(2),
+        },
+        &head.try_into().unwrap(),
+        row.get(4),
+        &row.get::<_, String>(5),
+    );
+    assert_eq!(
+        row.get::<_, String>(6),
+        key.public_key(),
+        "signed with the key from the file"
+    );
+    assert!(vouch::audit::key::verify_signature(
+        &key.public_key(),
+        &message,
+        &row.get::<_, String>(7)
+    ));
+    assert!(count("SELECT count(*) FROM audit_checkpoints").await >= 1);
+}
