@@ -224,12 +224,12 @@ async fn apply_all(
             return Ok(after);
         };
         let tx = scratch.transaction().await?;
-        for e in &events {
-            if cutoff.is_none_or(|c| c.includes(e)) {
-                projections::apply(&tx, e).await?;
-                report.applied += 1;
-            }
-        }
+        let included: Vec<&RecordedEvent> = events
+            .iter()
+            .filter(|e| cutoff.is_none_or(|c| c.includes(e)))
+            .collect();
+        projections::apply_batch(&tx, &included).await?;
+        report.applied += included.len() as u64;
         tx.commit().await?;
         report.events += events.len() as u64;
         progress.advance(events.len() as u64);

@@ -67,29 +67,19 @@ impl From<tokio_postgres::Error> for ExportError {
     }
 }
 
-/// Makes sure every readable event is chained: chains them itself when no
-/// chainer runs, otherwise waits for the chainer to reach the current end.
+/// Makes sure every event committed before this call is chained: chains them
+/// itself when no chainer runs, otherwise waits for the chainer. Events of
+/// transactions still older than the commit-safe bound are waited for, so an
+/// export is complete as of the moment it started.
 pub async fn catch_up(
     pool: &Pool,
     key: &AuditKey,
     policy: CheckpointPolicy,
 ) -> Result<(), ExportError> {
     let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let locked: bool = tx
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&CHAIN_LOCK])
-        .await?
-        .try_get(0)?;
-    if locked {
-        chain_pending(pool, key, policy).await?;
-        tx.commit().await?;
-        return Ok(());
-    }
-    tx.commit().await?;
     let end = client
         .query_opt(
             "SELECT transaction_id::text, position FROM auth_events \
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY transaction_id DESC, position DESC LIMIT 1",
             &[],
         )
@@ -103,13 +93,24 @@ pub async fn catch_up(
         position: end.try_get(1)?,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while find_head(&client).await?.cursor < end {
+    loop {
+        let tx = client.transaction().await?;
+        let locked: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&CHAIN_LOCK])
+            .await?
+            .try_get(0)?;
+        if locked {
+            chain_pending(pool, key, policy).await?;
+        }
+        tx.commit().await?;
+        if find_head(&client).await?.cursor >= end {
+            return Ok(());
+        }
         if Instant::now() > deadline {
             return Err(ExportError::ChainBehind);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
 }
 
 const PAGE: &str = "SELECT e.position, e.transaction_id::text, e.event_id, e.stream_type, e.stream_id, e.version, \

@@ -11,6 +11,55 @@ use crate::domain::stored::AnyEvent;
 use crate::domain::user::UserEvent;
 use deadpool_postgres::GenericClient;
 
+const USER_REGISTERED: &str =
+    "INSERT INTO users (id, email, name, password_hash, disabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, false, $5, $5)";
+const USER_RENAMED: &str = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
+const USER_PASSWORD_CHANGED: &str =
+    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
+const ORG_CREATED: &str =
+    "INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)";
+const ORG_RENAMED: &str = "UPDATE orgs SET name = $2, updated_at = $3 WHERE id = $1";
+const MEMBER_ADDED: &str = "INSERT INTO memberships (org_id, user_id, role, added_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)";
+const MEMBER_ROLE_CHANGED: &str =
+    "UPDATE memberships SET role = $3, updated_at = $4 WHERE org_id = $1 AND user_id = $2";
+const MEMBER_REMOVED: &str = "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2";
+const KEY_CREATED: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const KEY_REVOKED: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1";
+const KEY_EXPIRY_SET: &str = "UPDATE api_keys SET expires_at = $2 WHERE id = $1";
+const SESSION_STARTED: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SESSION_REFRESHED: &str =
+    "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3 WHERE id = $1";
+const SESSION_REVOKED: &str =
+    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1";
+const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4, $5)";
+const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
+
+/// Every statement the projections run, to prepare before pipelining.
+const STATEMENTS: [&str; 17] = [
+    USER_REGISTERED,
+    USER_RENAMED,
+    USER_PASSWORD_CHANGED,
+    USER_ACCESS_CHANGED,
+    ORG_CREATED,
+    ORG_RENAMED,
+    MEMBER_ADDED,
+    MEMBER_ROLE_CHANGED,
+    MEMBER_REMOVED,
+    KEY_CREATED,
+    KEY_REVOKED,
+    KEY_EXPIRY_SET,
+    SESSION_STARTED,
+    SESSION_REFRESHED,
+    SESSION_REVOKED,
+    SIGNING_KEY_CREATED,
+    SIGNING_KEY_RETIRED,
+];
+
 /// Applies one recorded event to the read models.
 pub async fn apply(
     client: &impl GenericClient,
@@ -29,6 +78,20 @@ pub async fn apply(
         AnyEvent::Session(e) => apply_session(client, recorded, e).await,
         AnyEvent::SigningKey(e) => apply_signing_key(client, recorded, e).await,
     }
+}
+
+/// Applies a batch of events in order, pipelined on one connection: every
+/// statement is prepared first, so each request is sent when its future is
+/// first polled, and the futures are polled in log order.
+pub async fn apply_batch(
+    client: &impl GenericClient,
+    events: &[&RecordedEvent],
+) -> Result<(), StoreError> {
+    for sql in STATEMENTS {
+        client.prepare_cached(sql).await?;
+    }
+    futures_util::future::try_join_all(events.iter().map(|e| apply(client, e))).await?;
+    Ok(())
 }
 
 async fn exec(
@@ -56,36 +119,18 @@ async fn apply_user(
             let name = name.as_ref().map(|n| n.as_str());
             exec(
                 c,
-                "INSERT INTO users (id, email, name, password_hash, disabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, false, $5, $5)",
+                USER_REGISTERED,
                 &[id, &email.as_str(), &name, password_hash, at],
             )
             .await
         }
-        UserEvent::Renamed { name } => {
-            exec(
-                c,
-                "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1",
-                &[id, &name.as_str(), at],
-            )
-            .await
-        }
+        UserEvent::Renamed { name } => exec(c, USER_RENAMED, &[id, &name.as_str(), at]).await,
         UserEvent::PasswordChanged { password_hash } => {
-            exec(
-                c,
-                "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
-                &[id, password_hash, at],
-            )
-            .await
+            exec(c, USER_PASSWORD_CHANGED, &[id, password_hash, at]).await
         }
         UserEvent::Disabled { .. } | UserEvent::Enabled {} => {
             let disabled = matches!(event, UserEvent::Disabled { .. });
-            exec(
-                c,
-                "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1",
-                &[id, &disabled, at],
-            )
-            .await
+            exec(c, USER_ACCESS_CHANGED, &[id, &disabled, at]).await
         }
         UserEvent::LoginFailed { .. } => Ok(()),
     }
@@ -98,43 +143,17 @@ async fn apply_org(
 ) -> Result<(), StoreError> {
     let (id, at) = (&r.stream_id, &r.occurred_at);
     match event {
-        OrgEvent::Created { name, slug, .. } => exec(
-            c,
-            "INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-            &[id, &name.as_str(), &slug.as_str(), at],
-        )
-        .await,
-        OrgEvent::Renamed { name } => {
-            exec(
-                c,
-                "UPDATE orgs SET name = $2, updated_at = $3 WHERE id = $1",
-                &[id, &name.as_str(), at],
-            )
-            .await
+        OrgEvent::Created { name, slug, .. } => {
+            exec(c, ORG_CREATED, &[id, &name.as_str(), &slug.as_str(), at]).await
         }
+        OrgEvent::Renamed { name } => exec(c, ORG_RENAMED, &[id, &name.as_str(), at]).await,
         OrgEvent::MemberAdded { user_id, role } => {
-            exec(
-                c,
-                "INSERT INTO memberships (org_id, user_id, role, added_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-                &[id, user_id, &role.as_str(), at],
-            )
-            .await
+            exec(c, MEMBER_ADDED, &[id, user_id, &role.as_str(), at]).await
         }
-        OrgEvent::MemberRoleChanged { user_id, role } => exec(
-            c,
-            "UPDATE memberships SET role = $3, updated_at = $4 WHERE org_id = $1 AND user_id = $2",
-            &[id, user_id, &role.as_str(), at],
-        )
-        .await,
-        OrgEvent::MemberRemoved { user_id } => {
-            exec(
-                c,
-                "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2",
-                &[id, user_id],
-            )
-            .await
+        OrgEvent::MemberRoleChanged { user_id, role } => {
+            exec(c, MEMBER_ROLE_CHANGED, &[id, user_id, &role.as_str(), at]).await
         }
+        OrgEvent::MemberRemoved { user_id } => exec(c, MEMBER_REMOVED, &[id, user_id]).await,
     }
 }
 
@@ -157,18 +176,23 @@ async fn apply_api_key(
         } => {
             exec(
                 c,
-                "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[id, org_id, &name.as_str(), prefix, key_hash, &scopes.as_slice(), expires_at, rotated_from, at],
+                KEY_CREATED,
+                &[
+                    id,
+                    org_id,
+                    &name.as_str(),
+                    prefix,
+                    key_hash,
+                    &scopes.as_slice(),
+                    expires_at,
+                    rotated_from,
+                    at,
+                ],
             )
             .await
         }
-        ApiKeyEvent::Revoked { .. } => {
-            exec(c, "UPDATE api_keys SET revoked_at = $2 WHERE id = $1", &[id, at]).await
-        }
-        ApiKeyEvent::ExpirySet { expires_at } => {
-            exec(c, "UPDATE api_keys SET expires_at = $2 WHERE id = $1", &[id, expires_at]).await
-        }
+        ApiKeyEvent::Revoked { .. } => exec(c, KEY_REVOKED, &[id, at]).await,
+        ApiKeyEvent::ExpirySet { expires_at } => exec(c, KEY_EXPIRY_SET, &[id, expires_at]).await,
     }
 }
 
@@ -188,27 +212,24 @@ async fn apply_session(
         } => {
             exec(
                 c,
-                "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[id, user_id, refresh_token_hash, at, expires_at, ip, user_agent],
+                SESSION_STARTED,
+                &[
+                    id,
+                    user_id,
+                    refresh_token_hash,
+                    at,
+                    expires_at,
+                    ip,
+                    user_agent,
+                ],
             )
             .await
         }
         SessionEvent::Refreshed { refresh_token_hash } => {
-            exec(
-                c,
-                "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3 WHERE id = $1",
-                &[id, refresh_token_hash, at],
-            )
-            .await
+            exec(c, SESSION_REFRESHED, &[id, refresh_token_hash, at]).await
         }
         SessionEvent::Revoked { reason } => {
-            exec(
-                c,
-                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1",
-                &[id, at, &reason.as_str()],
-            )
-            .await
+            exec(c, SESSION_REVOKED, &[id, at, &reason.as_str()]).await
         }
     }
 }
@@ -227,13 +248,11 @@ async fn apply_signing_key(
         } => {
             exec(
                 c,
-                "INSERT INTO signing_keys (id, kid, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+                SIGNING_KEY_CREATED,
                 &[id, kid, algorithm, public_key, at],
             )
             .await
         }
-        SigningKeyEvent::Retired {} => {
-            exec(c, "UPDATE signing_keys SET retired_at = $2 WHERE id = $1", &[id, at]).await
-        }
+        SigningKeyEvent::Retired {} => exec(c, SIGNING_KEY_RETIRED, &[id, at]).await,
     }
 }
