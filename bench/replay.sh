@@ -34,13 +34,13 @@ SQL
 echo "== ceiling: one sequential scan of the log (COPY to /dev/null)"
 /usr/bin/time -f "   %e s" psql -h 127.0.0.1 -U postgres -d "$DB" -qc "COPY (SELECT * FROM auth_events ORDER BY transaction_id, position) TO '/dev/null'"
 echo "== vouch replay (rebuild and swap)"
-./target/release/vouch replay --database-url "$URL" 2>/dev/null | head -1
+./target/release/vouch replay --database-url "$URL" 2>&1 | tail -2
 echo "== vouch replay --verify"
-./target/release/vouch replay --database-url "$URL" --verify 2>/dev/null | tail -1
+./target/release/vouch replay --database-url "$URL" --verify 2>&1 | tail -2
 echo "== vouch export (chains the log first, then exports)"
-/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch export --database-url "$URL" --audit-key-file "$KEYFILE" --out "$OUT" 2>&1 | tail -2
+/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch export --database-url "$URL" --audit-key-file "$KEYFILE" --out "$OUT" 2>&1 | tail -4
 echo "== vouch export again (chain up to date)"
-/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch export --database-url "$URL" --audit-key-file "$KEYFILE" --out "$OUT" 2>&1 | tail -2
+/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch export --database-url "$URL" --audit-key-file "$KEYFILE" --out "$OUT" 2>&1 | tail -4
 ls -l "$OUT" | awk '{printf "   %s bytes\n", $5}'
 echo "== vouch verify-export"
 /usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch verify-export "$OUT" 2>&1 | tail -2

@@ -76,7 +76,7 @@ pub async fn catch_up(
     key: &AuditKey,
     policy: CheckpointPolicy,
 ) -> Result<(), ExportError> {
-    let mut client = pool.get().await?;
+    let client = pool.get().await?;
     let end = client
         .query_opt(
             "SELECT transaction_id::text, position FROM auth_events \
@@ -94,15 +94,17 @@ pub async fn catch_up(
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let tx = client.transaction().await?;
-        let locked: bool = tx
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&CHAIN_LOCK])
+        // A session lock, not a transaction one: chaining a long log takes longer
+        // than a connection may sit idle in a transaction.
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&CHAIN_LOCK])
             .await?
             .try_get(0)?;
         if locked {
-            chain_pending(pool, key, policy).await?;
+            let chained = chain_pending(pool, key, policy).await;
+            client.execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK]).await?;
+            chained?;
         }
-        tx.commit().await?;
         if find_head(&client).await?.cursor >= end {
             return Ok(());
         }
