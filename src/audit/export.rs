@@ -102,7 +102,9 @@ pub async fn catch_up(
             .try_get(0)?;
         if locked {
             let chained = chain_pending(pool, key, policy).await;
-            client.execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK]).await?;
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK])
+                .await?;
             chained?;
         }
         if find_head(&client).await?.cursor >= end {

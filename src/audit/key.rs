@@ -42,20 +42,8 @@ impl AuditKey {
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let text = text.trim();
-                let bytes: Vec<u8> = (0..text.len())
-                    .step_by(2)
-                    .filter_map(|i| {
-                        text.get(i..i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    })
-                    .collect();
-                let seed: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| KeyFileError::Malformed(path.display().to_string()))?;
-                if text.len() != 64 {
-                    return Err(KeyFileError::Malformed(path.display().to_string()));
-                }
+                let seed = crate::auth::api_key::hex32(text.trim())
+                    .ok_or_else(|| KeyFileError::Malformed(path.display().to_string()))?;
                 Ok(Self {
                     key: SigningKey::from_bytes(&seed),
                 })

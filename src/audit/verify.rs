@@ -4,7 +4,7 @@
 use super::canonical::{canonical, link, GENESIS};
 use super::chainer::checkpoint_message;
 use super::key::{key_id_of, verify_signature};
-use crate::auth::api_key::hex;
+use crate::auth::api_key::{hex, hex32};
 use crate::store::events::LogPosition;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -60,17 +60,7 @@ fn hash32(v: &Value, line: usize, field: &str) -> Result<[u8; 32], VerifyError> 
     let text = v[field]
         .as_str()
         .ok_or_else(|| fail(line, format!("{field} missing")))?;
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .filter_map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    match (text.len(), <[u8; 32]>::try_from(bytes)) {
-        (64, Ok(h)) => Ok(h),
-        _ => Err(fail(line, format!("{field} is not a SHA-256"))),
-    }
+    hex32(text).ok_or_else(|| fail(line, format!("{field} is not a SHA-256")))
 }
 
 /// Verifies the export at `path`; `public_key` (base64url), when given, must be the signer.
@@ -214,7 +204,7 @@ fn verify_checkpoint(c: &Value) -> Result<(), String> {
         c[f].as_str()
             .ok_or_else(|| format!("checkpoint {f} missing"))
     };
-    let head: [u8; 32] = hex_to_32(get("head")?).ok_or("checkpoint head malformed")?;
+    let head: [u8; 32] = hex32(get("head")?).ok_or("checkpoint head malformed")?;
     let signed_at: DateTime<Utc> = get("signed_at")?
         .parse()
         .map_err(|_| "checkpoint signed_at malformed")?;
@@ -238,15 +228,4 @@ fn verify_checkpoint(c: &Value) -> Result<(), String> {
     } else {
         Err("the chain checkpoint's signature does not verify".into())
     }
-}
-
-fn hex_to_32(text: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .filter_map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    (text.len() == 64).then(|| bytes.try_into().ok()).flatten()
 }

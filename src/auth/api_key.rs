@@ -111,6 +111,18 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes exactly 32 bytes of lower- or upper-case hex (64 characters).
+pub fn hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +170,14 @@ mod tests {
         assert_eq!(encode_base62(&[0xff; 32], 43).len(), 43);
         // 2^256 - 1 fits in 43 digits: the top digit stays below the alphabet's end.
         assert_ne!(encode_base62(&[0xff; 32], 43).as_bytes()[0], b'z');
+    }
+
+    #[test]
+    fn hex32_round_trips_and_refuses_garbage() {
+        let bytes = [0xabu8; 32];
+        assert_eq!(hex32(&hex(&bytes)), Some(bytes));
+        assert_eq!(hex32("ab"), None);
+        assert_eq!(hex32(&"zz".repeat(32)), None);
     }
 
     #[test]

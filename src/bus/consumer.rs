@@ -8,11 +8,11 @@
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties};
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::{BufRead, Write};
@@ -95,17 +95,7 @@ pub async fn run(
     channel
         .basic_qos(BATCH as u16, BasicQosOptions::default())
         .await?;
-    channel
-        .exchange_declare(
-            ShortString::from(config.exchange.as_str()),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    super::declare_exchange(&channel, &config.exchange).await?;
     let mut args = FieldTable::default();
     args.insert(
         ShortString::from("x-queue-type"),

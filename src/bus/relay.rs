@@ -12,11 +12,9 @@ use crate::store::checkpoints::{find_checkpoint, save_checkpoint};
 use crate::store::events::{read_log, LogQuery, RecordedEvent};
 use crate::store::leader::campaign;
 use crate::store::Pool;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,17 +126,7 @@ async fn open_channel(config: &RelayConfig) -> Result<(Connection, Channel), lap
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    channel
-        .exchange_declare(
-            ShortString::from(config.exchange.as_str()),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    super::declare_exchange(&channel, &config.exchange).await?;
     Ok((connection, channel))
 }
 
