@@ -1,5 +1,6 @@
 //! Postgres: the pool, migrations, the event store and the read-model SQL.
 
+mod bulk;
 pub mod checkpoints;
 mod error;
 pub mod events;

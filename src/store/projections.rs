@@ -1,6 +1,7 @@
 //! Inline projections: one `apply` per read model, run in the append
 //! transaction and by replay. Deterministic: every value comes from the event.
 
+use super::bulk;
 use super::events::RecordedEvent;
 use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
@@ -80,9 +81,10 @@ pub async fn apply(
     }
 }
 
-/// Applies a batch of events in order, pipelined on one connection: every
-/// statement is prepared first, so each request is sent when its future is
-/// first polled, and the futures are polled in log order.
+/// Applies a batch of events in log order (replay). A run of creations of one
+/// kind is one set-based insert; other runs are pipelined on the connection:
+/// every statement is prepared first, so each request is sent when its future
+/// is first polled, and the futures are polled in log order.
 pub async fn apply_batch(
     client: &impl GenericClient,
     events: &[&RecordedEvent],
@@ -90,7 +92,24 @@ pub async fn apply_batch(
     for sql in STATEMENTS {
         client.prepare_cached(sql).await?;
     }
-    futures_util::future::try_join_all(events.iter().map(|e| apply(client, e))).await?;
+    let mut rest = events;
+    while let Some(first) = rest.first() {
+        let bulk = bulk::BULK_TYPES.contains(&first.event_type.as_str());
+        let len = rest
+            .iter()
+            .take_while(|e| match bulk {
+                true => e.event_type == first.event_type,
+                false => !bulk::BULK_TYPES.contains(&e.event_type.as_str()),
+            })
+            .count();
+        let (run, tail) = rest.split_at(len);
+        if bulk {
+            bulk::insert_run(client, run).await?;
+        } else {
+            futures_util::future::try_join_all(run.iter().map(|e| apply(client, e))).await?;
+        }
+        rest = tail;
+    }
     Ok(())
 }
 

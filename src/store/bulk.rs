@@ -1,0 +1,154 @@
+//! Set-based inserts for replay: a run of creations of one kind becomes a
+//! single `INSERT … SELECT FROM UNNEST(…)` instead of one statement per event.
+//! The values are the ones the per-event projections write.
+
+use super::events::RecordedEvent;
+use super::StoreError;
+use crate::domain::api_key::ApiKeyEvent;
+use crate::domain::session::SessionEvent;
+use crate::domain::stored::AnyEvent;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Event types that are inserted set-based.
+pub const BULK_TYPES: [&str; 2] = ["api_key.created", "session.started"];
+
+const KEYS: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
+    SELECT u.id, u.org_id, u.name, u.prefix, u.key_hash, ARRAY(SELECT jsonb_array_elements_text(u.scopes)), \
+           u.expires_at, u.rotated_from, u.created_at \
+    FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::uuid[], $9::timestamptz[]) \
+      AS u(id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at)";
+
+const SESSIONS: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
+    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])";
+
+fn decode(e: &RecordedEvent) -> Result<AnyEvent, StoreError> {
+    AnyEvent::decode(&e.event_type, e.schema_version, e.data.clone())
+        .map_err(|err| StoreError::Decode(err.to_string()))
+}
+
+/// Inserts a run of events that all have the same type, one of [`BULK_TYPES`].
+pub async fn insert_run(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
+    match run.first().map(|e| e.event_type.as_str()) {
+        Some("api_key.created") => insert_keys(c, run).await,
+        Some("session.started") => insert_sessions(c, run).await,
+        _ => Ok(()),
+    }
+}
+
+/// The columns of a set-based `api_keys` insert.
+#[derive(Default)]
+struct KeyColumns {
+    id: Vec<Uuid>,
+    org_id: Vec<Uuid>,
+    name: Vec<String>,
+    prefix: Vec<String>,
+    key_hash: Vec<String>,
+    scopes: Vec<Value>,
+    expires_at: Vec<Option<DateTime<Utc>>>,
+    rotated_from: Vec<Option<Uuid>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+async fn insert_keys(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
+    let mut k = KeyColumns::default();
+    for e in run {
+        let AnyEvent::ApiKey(ApiKeyEvent::Created {
+            org_id,
+            name,
+            prefix,
+            key_hash,
+            scopes,
+            expires_at,
+            rotated_from,
+            ..
+        }) = decode(e)?
+        else {
+            return Err(StoreError::Decode(format!(
+                "{} in a run of api_key.created",
+                e.event_type
+            )));
+        };
+        k.id.push(e.stream_id);
+        k.org_id.push(org_id);
+        k.name.push(name.as_str().to_owned());
+        k.prefix.push(prefix);
+        k.key_hash.push(key_hash);
+        k.scopes.push(Value::from(scopes.as_slice().to_vec()));
+        k.expires_at.push(expires_at);
+        k.rotated_from.push(rotated_from);
+        k.created_at.push(e.occurred_at);
+    }
+    let stmt = c.prepare_cached(KEYS).await?;
+    c.execute(
+        &stmt,
+        &[
+            &k.id,
+            &k.org_id,
+            &k.name,
+            &k.prefix,
+            &k.key_hash,
+            &k.scopes,
+            &k.expires_at,
+            &k.rotated_from,
+            &k.created_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The columns of a set-based `sessions` insert.
+#[derive(Default)]
+struct SessionColumns {
+    id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    refresh_token_hash: Vec<String>,
+    created_at: Vec<DateTime<Utc>>,
+    expires_at: Vec<DateTime<Utc>>,
+    ip: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+}
+
+async fn insert_sessions(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
+    let mut s = SessionColumns::default();
+    for e in run {
+        let AnyEvent::Session(SessionEvent::Started {
+            user_id,
+            refresh_token_hash,
+            expires_at,
+            ip,
+            user_agent,
+        }) = decode(e)?
+        else {
+            return Err(StoreError::Decode(format!(
+                "{} in a run of session.started",
+                e.event_type
+            )));
+        };
+        s.id.push(e.stream_id);
+        s.user_id.push(user_id);
+        s.refresh_token_hash.push(refresh_token_hash);
+        s.created_at.push(e.occurred_at);
+        s.expires_at.push(expires_at);
+        s.ip.push(ip);
+        s.user_agent.push(user_agent);
+    }
+    let stmt = c.prepare_cached(SESSIONS).await?;
+    c.execute(
+        &stmt,
+        &[
+            &s.id,
+            &s.user_id,
+            &s.refresh_token_hash,
+            &s.created_at,
+            &s.expires_at,
+            &s.ip,
+            &s.user_agent,
+        ],
+    )
+    .await?;
+    Ok(())
+}
