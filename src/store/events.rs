@@ -222,13 +222,20 @@ pub async fn read_log(
     } else {
         "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
     };
+    let filters = "AND ($5::text IS NULL OR event_type = $5) AND ($6::uuid IS NULL OR stream_id = $6)";
+    // `(transaction_id, position) > (a, b)` split in two index ranges: the planner
+    // costs a row comparison by its first column alone and, when one transaction
+    // wrote many rows (a bulk import), would scan and sort the whole table.
     let sql = format!(
-        "SELECT {LOG_COLUMNS} FROM auth_events \
-         WHERE {tenant} (transaction_id, position) > ($1::text::xid8, $2) \
-           {bound} \
-           AND ($5::text IS NULL OR event_type = $5) \
-           AND ($6::uuid IS NULL OR stream_id = $6) \
-         ORDER BY transaction_id, position LIMIT $3"
+        "SELECT {LOG_COLUMNS} FROM ( \
+           (SELECT * FROM auth_events \
+             WHERE {tenant} transaction_id = $1::text::xid8 AND position > $2 {bound} {filters} \
+             ORDER BY position LIMIT $3) \
+           UNION ALL \
+           (SELECT * FROM auth_events \
+             WHERE {tenant} transaction_id > $1::text::xid8 {bound} {filters} \
+             ORDER BY transaction_id, position LIMIT $3) \
+         ) e ORDER BY transaction_id, position LIMIT $3"
     );
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client
