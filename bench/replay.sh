@@ -31,6 +31,7 @@ SELECT gen_random_uuid(), 'api_key', gen_random_uuid(), 1, 'api_key.created', 2,
          'expires_at', null, 'hash_algorithm', 'sha256'),
        '{"actor": {"type": "system"}}'
 FROM generate_series(1, $KEYS) k JOIN o ON o.i = 1 + k % $ORGS;
+VACUUM ANALYZE auth_events;
 SQL
 echo "== ceiling: one sequential scan of the log (COPY to /dev/null)"
 /usr/bin/time -f "   %e s" psql -h 127.0.0.1 -U postgres -d "$DB" -qc "COPY (SELECT * FROM auth_events ORDER BY transaction_id, position) TO '/dev/null'"

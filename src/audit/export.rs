@@ -77,6 +77,8 @@ pub async fn catch_up(
     policy: CheckpointPolicy,
 ) -> Result<(), ExportError> {
     let client = pool.get().await?;
+    // As in replay: plans must not depend on autovacuum having seen a bulk load.
+    client.batch_execute("ANALYZE auth_events").await?;
     let end = client
         .query_opt(
             "SELECT transaction_id::text, position FROM auth_events \
