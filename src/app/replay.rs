@@ -125,7 +125,10 @@ pub async fn replay(
     };
     // Fresh statistics: after a bulk import or a restore the planner may think
     // the log is tiny and sort it whole for every batch. ANALYZE samples; it is cheap.
-    main.get().await?.batch_execute("ANALYZE auth_events").await?;
+    main.get()
+        .await?
+        .batch_execute("ANALYZE auth_events")
+        .await?;
     let total: i64 = main
         .get()
         .await?

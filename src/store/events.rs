@@ -222,7 +222,8 @@ pub async fn read_log(
     } else {
         "AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
     };
-    let filters = "AND ($5::text IS NULL OR event_type = $5) AND ($6::uuid IS NULL OR stream_id = $6)";
+    let filters =
+        "AND ($5::text IS NULL OR event_type = $5) AND ($6::uuid IS NULL OR stream_id = $6)";
     // `(transaction_id, position) > (a, b)` split in two index ranges: the planner
     // costs a row comparison by its first column alone and, when one transaction
     // wrote many rows (a bulk import), would scan and sort the whole table.
