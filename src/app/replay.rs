@@ -166,47 +166,35 @@ async fn rebuild_then(
         progress,
     )
     .await?;
+    let lock = match mode {
+        Mode::Until { .. } => return Ok(report),
+        // Writers wait; readers go on. Then nothing committed is missing.
+        Mode::Verify => "SHARE",
+        // Everyone waits for the few milliseconds of catch-up and swap.
+        Mode::Rebuild => "ACCESS EXCLUSIVE",
+    };
+    let mut client = main.get().await?;
+    let tx = client.transaction().await?;
+    sql::lock_live(&tx, lock).await?;
+    apply_all(
+        &mut scratch_client,
+        after,
+        true,
+        None,
+        &mut report,
+        progress,
+    )
+    .await?;
+    let retired = format!("{schema}_old");
     match mode {
-        Mode::Until { .. } => Ok(report),
-        Mode::Verify => {
-            let mut client = main.get().await?;
-            let tx = client.transaction().await?;
-            // Writers wait; readers go on. Then nothing committed is missing.
-            sql::lock_live(&tx, "SHARE").await?;
-            apply_all(
-                &mut scratch_client,
-                after,
-                true,
-                None,
-                &mut report,
-                progress,
-            )
-            .await?;
-            report.drift = sql::find_drift(&tx, schema, 20).await?;
-            tx.commit().await?;
-            Ok(report)
-        }
-        Mode::Rebuild => {
-            let mut client = main.get().await?;
-            let tx = client.transaction().await?;
-            // Everyone waits for the few milliseconds of catch-up and swap.
-            sql::lock_live(&tx, "ACCESS EXCLUSIVE").await?;
-            apply_all(
-                &mut scratch_client,
-                after,
-                true,
-                None,
-                &mut report,
-                progress,
-            )
-            .await?;
-            let retired = format!("{schema}_old");
-            sql::swap_in(&tx, schema, &retired).await?;
-            tx.commit().await?;
-            sql::drop_schema(&client, &retired).await?;
-            Ok(report)
-        }
+        Mode::Verify => report.drift = sql::find_drift(&tx, schema, 20).await?,
+        _ => sql::swap_in(&tx, schema, &retired).await?,
     }
+    tx.commit().await?;
+    if matches!(mode, Mode::Rebuild) {
+        sql::drop_schema(&client, &retired).await?;
+    }
+    Ok(report)
 }
 
 /// Applies every event after `after` into the scratch schema, a batch per transaction.
