@@ -67,6 +67,26 @@ pub struct Settings {
     #[arg(long, env = "VOUCH_CHECKPOINT_SECONDS", default_value_t = 10)]
     pub checkpoint_seconds: u64,
 
+    /// Serve API keys and session liveness from memory, invalidated by NOTIFY.
+    #[arg(long, env = "VOUCH_CREDENTIAL_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub credential_cache: bool,
+
+    /// Longest a cached key or session is trusted without a look-up.
+    #[arg(long, env = "VOUCH_CREDENTIAL_CACHE_TTL_SECONDS", default_value_t = 60)]
+    pub credential_cache_ttl_seconds: u64,
+
+    /// Most keys (and, apart, sessions) the cache holds.
+    #[arg(
+        long,
+        env = "VOUCH_CREDENTIAL_CACHE_ENTRIES",
+        default_value_t = 200_000
+    )]
+    pub credential_cache_entries: usize,
+
+    /// How often batched `last_used_at` values of keys are written.
+    #[arg(long, env = "VOUCH_KEY_USAGE_FLUSH_SECONDS", default_value_t = 5)]
+    pub key_usage_flush_seconds: u64,
+
     /// Sessions, tokens and sign-in throttling.
     #[command(flatten)]
     pub auth: AuthSettings,
@@ -159,6 +179,10 @@ impl Settings {
             chainer: false,
             checkpoint_events: 1000,
             checkpoint_seconds: 10,
+            credential_cache: true,
+            credential_cache_ttl_seconds: 60,
+            credential_cache_entries: 200_000,
+            key_usage_flush_seconds: 5,
             auth: AuthSettings {
                 jwks_publish_delay_seconds: 0,
                 ..AuthSettings::default()
@@ -168,6 +192,15 @@ impl Settings {
 }
 
 impl Settings {
+    /// How the credential cache is bounded.
+    pub fn cache_limits(&self) -> crate::app::cache::CacheLimits {
+        crate::app::cache::CacheLimits {
+            enabled: self.credential_cache,
+            max_entries: self.credential_cache_entries,
+            ttl: std::time::Duration::from_secs(self.credential_cache_ttl_seconds),
+        }
+    }
+
     /// When the chainer signs checkpoints.
     pub fn checkpoint_policy(&self) -> crate::audit::chainer::CheckpointPolicy {
         crate::audit::chainer::CheckpointPolicy {

@@ -70,6 +70,13 @@ impl Application {
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;
         crate::app::maintenance::spawn(app.clone());
+        if settings.credential_cache {
+            crate::app::spawn_listener(app.cache().clone(), settings.database_url.clone());
+        }
+        crate::app::usage::spawn_flusher(
+            app.clone(),
+            std::time::Duration::from_secs(settings.key_usage_flush_seconds.max(1)),
+        );
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
             addr: settings.bind.clone(),
             source,

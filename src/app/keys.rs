@@ -235,8 +235,12 @@ impl App {
             Some(row) if own_org.is_none_or(|own| own == row.org_id) => row,
             _ => return Ok(Verification::Invalid("not_found")),
         };
-        Ok(match key_state(&row, self.clock.now()) {
-            Ok(()) => Verification::Valid(row),
+        let now = self.clock.now();
+        Ok(match key_state(&row, now) {
+            Ok(()) => {
+                self.usage.record(row.id, now);
+                Verification::Valid(row)
+            }
             Err(code) => Verification::Invalid(code),
         })
     }
@@ -248,8 +252,10 @@ impl App {
             .find_presented(&key)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        key_state(&row, self.clock.now()).map_err(|_| AppError::Unauthenticated)?;
+        let now = self.clock.now();
+        key_state(&row, now).map_err(|_| AppError::Unauthenticated)?;
         let scopes = Scopes::parse(&row.scopes)?;
+        self.usage.record(row.id, now);
         Ok(Caller::ApiKey {
             key_id: row.id,
             org_id: row.org_id,
@@ -257,11 +263,20 @@ impl App {
         })
     }
 
+    /// The stored key of a presented one: from the cache, else the read model.
     async fn find_presented(&self, key: &PresentedKey) -> Result<Option<KeyRow>, AppError> {
         let hash = key.hash();
+        if let Some(row) = self.cache.key(&hash) {
+            return Ok(Some(row).filter(|r| hashes_equal(&r.key_hash, &hash)));
+        }
+        let epoch = self.cache.epoch();
         let client = self.pool.get().await?;
         let row = queries::find_key_by_hash(&client, &hash).await?;
-        Ok(row.filter(|r| hashes_equal(&r.key_hash, &hash)))
+        let row = row.filter(|r| hashes_equal(&r.key_hash, &hash));
+        if let Some(row) = &row {
+            self.cache.fill_key(epoch, row);
+        }
+        Ok(row)
     }
 
     async fn org_key_row(&self, org_id: Uuid, key_id: Uuid) -> Result<KeyRow, AppError> {

@@ -7,10 +7,12 @@
 pub mod access;
 pub mod access_review;
 mod bootstrap;
+pub mod cache;
 mod clock;
 mod context;
 mod error;
 pub mod events;
+mod invalidation;
 pub mod keys;
 pub mod maintenance;
 pub mod orgs;
@@ -20,12 +22,14 @@ mod runner;
 pub mod sessions;
 pub mod signing;
 mod throttle;
+pub mod usage;
 pub mod users;
 
 pub use bootstrap::Bootstrap;
 pub use clock::Clock;
 pub use context::{Caller, Ctx};
 pub use error::AppError;
+pub use invalidation::spawn_listener;
 pub use pages::{parse_limit as pages_limit, Page, PageCursor, DEFAULT_LIMIT, MAX_LIMIT};
 
 use crate::config::AuthSettings;
@@ -40,6 +44,8 @@ pub struct Policy {
     pub open_signup: bool,
     /// Sessions, tokens and throttling.
     pub auth: AuthSettings,
+    /// The credential cache's bounds.
+    pub cache: cache::CacheLimits,
 }
 
 impl Policy {
@@ -48,6 +54,7 @@ impl Policy {
         Self {
             open_signup: settings.open_signup,
             auth: settings.auth.clone(),
+            cache: settings.cache_limits(),
         }
     }
 }
@@ -57,6 +64,7 @@ impl Default for Policy {
         Self {
             open_signup: true,
             auth: AuthSettings::default(),
+            cache: cache::CacheLimits::default(),
         }
     }
 }
@@ -68,6 +76,8 @@ pub struct App {
     clock: Clock,
     policy: Arc<Policy>,
     keys: Arc<KeyRing>,
+    cache: Arc<cache::CredentialCache>,
+    usage: Arc<usage::KeyUsage>,
 }
 
 impl App {
@@ -76,14 +86,21 @@ impl App {
         Self {
             pool,
             clock: Clock,
+            cache: Arc::new(cache::CredentialCache::new(policy.cache)),
             policy: Arc::new(policy),
             keys: Arc::new(KeyRing::default()),
+            usage: Arc::default(),
         }
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The credential cache of this process.
+    pub fn cache(&self) -> &Arc<cache::CredentialCache> {
+        &self.cache
     }
 
     /// Whether the database answers.

@@ -1,11 +1,14 @@
 //! Load, decide, append with the inline projections, retry on conflict.
 
-use super::{App, AppError, Ctx};
+use super::{cache, App, AppError, Ctx};
 use crate::domain::{Aggregate, DomainEvent};
 use crate::store::events::{self, NewEvent, RecordedEvent, StreamChange};
 use crate::store::projections;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
+
+/// Notifies each (channel, payload) pair at commit.
+const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
 
 /// How often a command is decided again after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -78,6 +81,8 @@ impl App {
         let tx = client.transaction().await?;
         let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
+        // Effective here before the caller answers; elsewhere by NOTIFY.
+        self.cache.invalidate_committed(&recorded);
         Ok(recorded)
     }
 
@@ -93,11 +98,16 @@ impl App {
             projections::apply(tx, event).await?;
         }
         if !recorded.is_empty() {
-            // Delivered at commit: wakes the relay without polling.
-            let notify = tx
-                .prepare_cached("SELECT pg_notify('vouch_events', '')")
-                .await?;
-            tx.execute(&notify, &[]).await?;
+            // Delivered at commit: wakes the relay without polling, and tells
+            // every instance's credential cache what this commit revoked.
+            let mut channels = vec![crate::bus::relay::NOTIFY_CHANNEL];
+            let mut payloads = vec![String::new()];
+            for payload in recorded.iter().filter_map(cache::invalidation) {
+                channels.push(cache::CHANNEL);
+                payloads.push(payload);
+            }
+            let notify = tx.prepare_cached(NOTIFY).await?;
+            tx.execute(&notify, &[&channels, &payloads]).await?;
         }
         Ok(recorded)
     }

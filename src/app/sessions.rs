@@ -1,6 +1,7 @@
 //! Sign-in, refresh-token rotation, sign-out, access-token authentication,
 //! password changes and token introspection.
 
+use super::cache::SessionLiveness;
 use super::{App, AppError, Caller, Ctx};
 use crate::auth::password::{self, NewPassword};
 use crate::auth::refresh_token::RefreshToken;
@@ -169,16 +170,27 @@ impl App {
     }
 
     async fn require_live_session(&self, session_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
-        let client = self.pool.get().await?;
-        match queries::find_session(&client, session_id).await? {
-            Some(s)
-                if s.user_id == user_id
-                    && s.revoked_at.is_none()
-                    && s.expires_at > self.clock.now() =>
-            {
-                Ok(())
+        let live = match self.cache.session(session_id) {
+            Some(live) => live,
+            None => {
+                let epoch = self.cache.epoch();
+                let client = self.pool.get().await?;
+                let Some(s) = queries::find_session(&client, session_id).await? else {
+                    return Err(AppError::Unauthenticated);
+                };
+                let live = SessionLiveness {
+                    user_id: s.user_id,
+                    is_revoked: s.revoked_at.is_some(),
+                    expires_at: s.expires_at,
+                };
+                self.cache.fill_session(epoch, session_id, live);
+                live
             }
-            _ => Err(AppError::Unauthenticated),
+        };
+        if live.user_id == user_id && !live.is_revoked && live.expires_at > self.clock.now() {
+            Ok(())
+        } else {
+            Err(AppError::Unauthenticated)
         }
     }
 

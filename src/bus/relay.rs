@@ -95,7 +95,7 @@ async fn lead(
     pool: &Pool,
     config: &RelayConfig,
     status: &RelayStatus,
-    mut notifications: mpsc::UnboundedReceiver<()>,
+    mut notifications: mpsc::UnboundedReceiver<String>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -134,7 +134,7 @@ async fn relay_while_connected(
     pool: &Pool,
     config: &RelayConfig,
     status: &RelayStatus,
-    notifications: &mut mpsc::UnboundedReceiver<()>,
+    notifications: &mut mpsc::UnboundedReceiver<String>,
 ) -> Result<(), RelayError> {
     let (connection, channel) = open_channel(config).await?;
     status.connected.store(true, Ordering::SeqCst);

@@ -5,6 +5,7 @@ pub mod checkpoints;
 mod error;
 pub mod events;
 pub mod leader;
+pub mod listen;
 pub mod migrate;
 mod pool;
 pub mod projections;

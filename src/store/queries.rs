@@ -427,3 +427,17 @@ pub async fn find_emails(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
 }
+
+/// Writes batched `last_used_at` values; never moves one backwards.
+pub async fn save_key_usage(
+    c: &impl GenericClient,
+    uses: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), StoreError> {
+    let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = uses.iter().copied().unzip();
+    let sql = "UPDATE api_keys k SET last_used_at = u.at \
+               FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) \
+               WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)";
+    let statement = c.prepare_cached(sql).await?;
+    c.execute(&statement, &[&ids, &times]).await?;
+    Ok(())
+}

@@ -81,6 +81,8 @@ pub async fn swap_in(
         sql.push_str(&format!("ALTER TABLE public.{t} SET SCHEMA {retired};"));
         sql.push_str(&format!("ALTER TABLE {schema}.{t} SET SCHEMA public;"));
     }
+    // Every instance's credential cache forgets what the old tables said.
+    sql.push_str("SELECT pg_notify('vouch_invalidate', 'all');");
     c.batch_execute(&sql).await?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod bus;
+mod cache;
 mod concurrency;
 mod events;
 mod helpers;

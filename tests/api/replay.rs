@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use vouch::app::replay::{replay, Cutoff, Mode, Progress};
 
-struct Quiet;
+pub struct Quiet;
 
 impl Progress for Quiet {
     fn start(&self, _: u64) {}

@@ -1,0 +1,375 @@
+//! The credential cache: API keys (by hash) and session liveness (by id) in
+//! memory, so verifying a key or an access token needs no database round trip.
+//!
+//! Correctness rests on three rules:
+//! - The instance that commits a revocation evicts the entry after its commit
+//!   and before it answers, so revocation there is effective at once.
+//! - Every commit that revokes notifies `vouch_invalidate`; each instance
+//!   listens on a dedicated connection and evicts on arrival. While that
+//!   connection is down the cache is off (every look-up goes to Postgres), and
+//!   it starts empty whenever listening resumes, so a missed notification can
+//!   never leave a stale entry behind.
+//! - A look-up that raced an invalidation does not fill the cache: each fill
+//!   carries the invalidation epoch read before its query, and is dropped if
+//!   the epoch moved meanwhile (the row read may predate the revocation).
+//!
+//! Entries also age out after a TTL, a backstop for changes made outside vouch.
+
+use crate::store::events::RecordedEvent;
+use crate::store::queries::KeyRow;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The NOTIFY channel of invalidations.
+pub const CHANNEL: &str = "vouch_invalidate";
+/// Payload that empties every cache (after a replay swapped the tables).
+pub const ALL: &str = "all";
+
+/// How big and how fresh the cache may be.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Whether to cache at all.
+    pub enabled: bool,
+    /// Most keys and sessions held (each).
+    pub max_entries: usize,
+    /// Longest an entry is trusted without a look-up.
+    pub ttl: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 200_000,
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What is cached of a session: enough to tell whether its tokens are live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLiveness {
+    /// Whose session it is.
+    pub user_id: Uuid,
+    /// Whether it was revoked.
+    pub is_revoked: bool,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An invalidation epoch, read before a look-up and handed back with its fill.
+#[derive(Debug, Clone, Copy)]
+pub struct Epoch(u64);
+
+struct Entry<T> {
+    value: T,
+    filled: Instant,
+}
+
+/// The cache; one per process, shared by every worker.
+pub struct CredentialCache {
+    limits: CacheLimits,
+    listening: AtomicBool,
+    epoch: AtomicU64,
+    keys: RwLock<HashMap<String, Entry<KeyRow>>>,
+    key_hashes: RwLock<HashMap<Uuid, String>>,
+    sessions: RwLock<HashMap<Uuid, Entry<SessionLiveness>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("listening", &self.is_listening())
+            .field("keys", &self.len().0)
+            .field("sessions", &self.len().1)
+            .finish()
+    }
+}
+
+/// What an event changes for the cache, if anything: `key:<id>` or `session:<id>`.
+pub fn invalidation(event: &RecordedEvent) -> Option<String> {
+    match event.event_type.as_str() {
+        "api_key.revoked" | "api_key.expiry_set" => Some(format!("key:{}", event.stream_id)),
+        "session.revoked" => Some(format!("session:{}", event.stream_id)),
+        _ => None,
+    }
+}
+
+impl CredentialCache {
+    /// An empty cache, off until [`Self::resume`] says invalidations arrive.
+    pub fn new(limits: CacheLimits) -> Self {
+        Self {
+            limits,
+            listening: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            keys: RwLock::default(),
+            key_hashes: RwLock::default(),
+            sessions: RwLock::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether entries are being served (the invalidation listener is up).
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
+    }
+
+    /// Keys and sessions held.
+    pub fn len(&self) -> (usize, usize) {
+        (
+            self.keys.read().map_or(0, |m| m.len()),
+            self.sessions.read().map_or(0, |m| m.len()),
+        )
+    }
+
+    /// Look-ups answered from memory and from the database.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The epoch to hand back with a fill; read it before the database look-up.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    fn is_serving(&self) -> bool {
+        self.limits.enabled && self.is_listening()
+    }
+
+    fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>) -> Option<T> {
+        let value = entry
+            .filter(|e| e.filled.elapsed() < self.limits.ttl)
+            .map(|e| e.value.clone());
+        let counter = if value.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    /// The key with this hash, if cached and fresh.
+    pub fn key(&self, key_hash: &str) -> Option<KeyRow> {
+        if !self.is_serving() {
+            return None;
+        }
+        self.fresh(self.keys.read().ok()?.get(key_hash))
+    }
+
+    /// The liveness of this session, if cached and fresh.
+    pub fn session(&self, id: Uuid) -> Option<SessionLiveness> {
+        if !self.is_serving() {
+            return None;
+        }
+        self.fresh(self.sessions.read().ok()?.get(&id))
+    }
+
+    /// Remembers a key read from the database at `epoch`.
+    pub fn fill_key(&self, epoch: Epoch, row: &KeyRow) {
+        let (Ok(mut keys), Ok(mut ids)) = (self.keys.write(), self.key_hashes.write()) else {
+            return;
+        };
+        // Checked under the write locks: an invalidation bumps the epoch first,
+        // then takes these locks to evict, so it cannot slip in between.
+        if !self.may_fill(epoch) || !self.make_room(&mut keys) {
+            return;
+        }
+        let entry = Entry {
+            value: row.clone(),
+            filled: Instant::now(),
+        };
+        ids.insert(row.id, row.key_hash.clone());
+        keys.insert(row.key_hash.clone(), entry);
+    }
+
+    /// Remembers a session read from the database at `epoch`.
+    pub fn fill_session(&self, epoch: Epoch, id: Uuid, liveness: SessionLiveness) {
+        let Ok(mut sessions) = self.sessions.write() else {
+            return;
+        };
+        if !self.may_fill(epoch) || !self.make_room(&mut sessions) {
+            return;
+        }
+        let entry = Entry {
+            value: liveness,
+            filled: Instant::now(),
+        };
+        sessions.insert(id, entry);
+    }
+
+    fn may_fill(&self, epoch: Epoch) -> bool {
+        self.is_serving() && self.epoch.load(Ordering::SeqCst) == epoch.0
+    }
+
+    /// Drops stale entries when full; false if still no room.
+    fn make_room<K, T>(&self, map: &mut HashMap<K, Entry<T>>) -> bool {
+        if map.len() >= self.limits.max_entries {
+            let ttl = self.limits.ttl;
+            map.retain(|_, e| e.filled.elapsed() < ttl);
+        }
+        map.len() < self.limits.max_entries
+    }
+
+    /// Applies one invalidation payload (from NOTIFY or a local commit).
+    pub fn invalidate(&self, payload: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match payload.split_once(':') {
+            Some(("key", id)) => {
+                if let Ok(id) = Uuid::parse_str(id) {
+                    self.evict_key(id);
+                }
+            }
+            Some(("session", id)) => {
+                if let (Ok(id), Ok(mut sessions)) = (Uuid::parse_str(id), self.sessions.write()) {
+                    sessions.remove(&id);
+                }
+            }
+            _ => self.clear(),
+        }
+    }
+
+    fn evict_key(&self, id: Uuid) {
+        if let (Ok(mut keys), Ok(mut ids)) = (self.keys.write(), self.key_hashes.write()) {
+            if let Some(hash) = ids.remove(&id) {
+                keys.remove(&hash);
+            }
+        }
+    }
+
+    /// Evicts what these just-committed events change, before the caller answers.
+    pub fn invalidate_committed(&self, events: &[RecordedEvent]) {
+        for payload in events.iter().filter_map(invalidation) {
+            self.invalidate(&payload);
+        }
+    }
+
+    fn clear(&self) {
+        if let (Ok(mut keys), Ok(mut ids), Ok(mut sessions)) = (
+            self.keys.write(),
+            self.key_hashes.write(),
+            self.sessions.write(),
+        ) {
+            keys.clear();
+            ids.clear();
+            sessions.clear();
+        }
+    }
+
+    /// The listener lost its connection: stop serving and forget everything.
+    pub fn suspend(&self) {
+        self.listening.store(false, Ordering::SeqCst);
+        self.invalidate(ALL);
+    }
+
+    /// The listener is (again) receiving every invalidation: start from empty.
+    pub fn resume(&self) {
+        self.invalidate(ALL);
+        self.listening.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: Uuid, hash: &str) -> KeyRow {
+        KeyRow {
+            id,
+            org_id: Uuid::nil(),
+            name: "k".into(),
+            prefix: "vk_abc".into(),
+            key_hash: hash.into(),
+            scopes: vec![],
+            expires_at: None,
+            revoked_at: None,
+            rotated_from: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            last_used_at: None,
+        }
+    }
+
+    fn listening() -> CredentialCache {
+        let cache = CredentialCache::new(CacheLimits::default());
+        cache.resume();
+        cache
+    }
+
+    #[test]
+    fn serves_nothing_until_listening() {
+        let cache = CredentialCache::new(CacheLimits::default());
+        let id = Uuid::from_u128(1);
+        cache.fill_key(cache.epoch(), &key(id, "h1"));
+        assert!(cache.key("h1").is_none());
+        cache.resume();
+        cache.fill_key(cache.epoch(), &key(id, "h1"));
+        assert_eq!(cache.key("h1").map(|k| k.id), Some(id));
+    }
+
+    #[test]
+    fn an_invalidation_evicts_the_key_by_id() {
+        let cache = listening();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        cache.fill_key(cache.epoch(), &key(a, "ha"));
+        cache.fill_key(cache.epoch(), &key(b, "hb"));
+        cache.invalidate(&format!("key:{a}"));
+        assert!(cache.key("ha").is_none());
+        assert!(cache.key("hb").is_some());
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_dropped() {
+        let cache = listening();
+        let id = Uuid::from_u128(1);
+        let before = cache.epoch();
+        cache.invalidate(&format!("key:{id}"));
+        cache.fill_key(before, &key(id, "h1"));
+        assert!(cache.key("h1").is_none());
+    }
+
+    #[test]
+    fn losing_the_listener_empties_and_disables_the_cache() {
+        let cache = listening();
+        let id = Uuid::from_u128(7);
+        let live = SessionLiveness {
+            user_id: id,
+            is_revoked: false,
+            expires_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        cache.fill_session(cache.epoch(), id, live);
+        assert_eq!(cache.session(id), Some(live));
+        cache.suspend();
+        assert!(cache.session(id).is_none());
+        cache.resume();
+        assert!(cache.session(id).is_none(), "resumes empty");
+    }
+
+    #[test]
+    fn entries_age_out_and_the_size_is_bounded() {
+        let cache = CredentialCache::new(CacheLimits {
+            enabled: true,
+            max_entries: 2,
+            ttl: Duration::from_millis(30),
+        });
+        cache.resume();
+        for i in 0..3u128 {
+            cache.fill_key(cache.epoch(), &key(Uuid::from_u128(i), &format!("h{i}")));
+        }
+        assert_eq!(cache.len().0, 2);
+        assert!(cache.key("h2").is_none(), "no room for a third");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.key("h0").is_none(), "aged out");
+        cache.fill_key(cache.epoch(), &key(Uuid::from_u128(2), "h2"));
+        assert!(cache.key("h2").is_some(), "stale entries made room");
+    }
+}

@@ -1,0 +1,54 @@
+//! Keeps this instance's credential cache honest: listens for invalidations on
+//! a dedicated connection, and switches the cache off whenever that connection
+//! is not known to be alive.
+
+use super::cache::{CredentialCache, CHANNEL};
+use crate::store::listen;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the listening connection proves it is alive. A silently dead
+/// connection (no reset, no error) turns the cache off within about twice this.
+const PROBE_EVERY: Duration = Duration::from_millis(1000);
+/// Pause before connecting again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+/// Runs forever on the current runtime.
+pub fn spawn_listener(cache: Arc<CredentialCache>, database_url: String) {
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = listen_until_lost(&cache, &database_url).await {
+                tracing::warn!(error = %e, "credential cache: invalidation listener lost; cache off");
+            }
+            cache.suspend();
+            tokio::time::sleep(RECONNECT_AFTER).await;
+        }
+    });
+}
+
+async fn listen_until_lost(
+    cache: &CredentialCache,
+    database_url: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let mut listener = listen::connect(database_url).await?;
+    listener.listen(CHANNEL).await?;
+    cache.resume();
+    tracing::info!("credential cache: listening for invalidations");
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    loop {
+        tokio::select! {
+            payload = listener.notifications.recv() => match payload {
+                Some(payload) => cache.invalidate(&payload),
+                None => return Ok(()),
+            },
+            _ = probe.tick() => {
+                let alive = tokio::time::timeout(PROBE_EVERY, listener.client.simple_query("SELECT 1")).await;
+                match alive {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! A dedicated connection that LISTENs: Postgres NOTIFY payloads as a channel.
+//!
+//! NOTIFY is delivered at commit, so a payload always describes committed state.
+//! When the connection dies the receiver closes: a listener that relies on it
+//! (the credential cache, a leader) learns at once that it may have missed some.
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// An open listening connection.
+pub struct Listener {
+    /// The connection; dropping it ends the listen.
+    pub client: tokio_postgres::Client,
+    /// One payload per NOTIFY; closed when the connection is gone.
+    pub notifications: mpsc::UnboundedReceiver<String>,
+}
+
+/// Connects to `database_url`; call [`Listener::listen`] for each channel.
+pub async fn connect(database_url: &str) -> Result<Listener, tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let (tx, notifications) = mpsc::unbounded_channel();
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        // Dropping `tx` closes the receiver: the connection is gone.
+    });
+    Ok(Listener {
+        client,
+        notifications,
+    })
+}
+
+impl Listener {
+    /// Starts listening on `channel` (a fixed identifier of vouch's own).
+    pub async fn listen(&self, channel: &str) -> Result<(), tokio_postgres::Error> {
+        self.client
+            .batch_execute(&format!("LISTEN {channel}"))
+            .await
+    }
+}
