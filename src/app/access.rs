@@ -39,12 +39,10 @@ impl Standing {
 impl App {
     /// The caller's standing in `org_id`; 404 if the org does not exist or is not theirs.
     pub async fn standing(&self, ctx: &Ctx, org_id: Uuid) -> Result<Standing, AppError> {
-        let client = self.pool.get().await?;
-        if queries::find_org(&client, org_id).await?.is_none() {
-            return Err(AppError::NotFound);
-        }
+        // Only an admin's standing needs the org looked up: an org key's own org
+        // exists (its key row names it), and a membership implies its org.
         let standing = match &ctx.caller {
-            caller if caller.is_admin() => Some(Standing {
+            caller if caller.is_admin() => self.org_exists(org_id).await?.then_some(Standing {
                 authority: Authority::SystemAdmin,
                 can_read_audit: true,
             }),
@@ -59,15 +57,31 @@ impl App {
                     can_read_audit: admin || scopes.has(SCOPE_AUDIT_READ),
                 })
             }
-            Caller::User { user_id, .. } => queries::find_member(&client, org_id, *user_id)
-                .await?
-                .and_then(|m| Role::parse(&m.role).ok())
-                .map(|role| Standing {
-                    authority: Authority::Member(role),
-                    can_read_audit: role >= Role::Admin,
-                }),
+            Caller::User { user_id, .. } => {
+                let client = self.pool.get().await?;
+                queries::find_member(&client, org_id, *user_id)
+                    .await?
+                    .and_then(|m| Role::parse(&m.role).ok())
+                    .map(|role| Standing {
+                        authority: Authority::Member(role),
+                        can_read_audit: role >= Role::Admin,
+                    })
+            }
             _ => None,
         };
         standing.ok_or(AppError::NotFound)
+    }
+
+    /// Whether the org exists. Orgs are never deleted, so a yes is remembered.
+    async fn org_exists(&self, org_id: Uuid) -> Result<bool, AppError> {
+        if self.cache.is_known_org(org_id) {
+            return Ok(true);
+        }
+        let client = self.pool.get().await?;
+        let exists = queries::find_org(&client, org_id).await?.is_some();
+        if exists {
+            self.cache.note_org(org_id);
+        }
+        Ok(exists)
     }
 }

@@ -1,5 +1,6 @@
-//! The credential cache: API keys (by hash) and session liveness (by id) in
-//! memory, so verifying a key or an access token needs no database round trip.
+//! The credential cache: API keys (by hash), session liveness (by id) and
+//! verified access-token signatures in memory, so verifying a key or an access
+//! token needs no database round trip and, for a token seen before, no Ed25519.
 //!
 //! Correctness rests on three rules:
 //! - The instance that commits a revocation evicts the entry after its commit
@@ -15,10 +16,11 @@
 //!
 //! Entries also age out after a TTL, a backstop for changes made outside vouch.
 
+use crate::auth::jwt::Claims;
 use crate::store::events::RecordedEvent;
 use crate::store::queries::KeyRow;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -78,6 +80,8 @@ pub struct CredentialCache {
     keys: RwLock<HashMap<String, Entry<KeyRow>>>,
     key_hashes: RwLock<HashMap<Uuid, String>>,
     sessions: RwLock<HashMap<Uuid, Entry<SessionLiveness>>>,
+    tokens: RwLock<HashMap<[u8; 32], Entry<Claims>>>,
+    orgs: RwLock<HashSet<Uuid>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -111,6 +115,8 @@ impl CredentialCache {
             keys: RwLock::default(),
             key_hashes: RwLock::default(),
             sessions: RwLock::default(),
+            tokens: RwLock::default(),
+            orgs: RwLock::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -173,6 +179,45 @@ impl CredentialCache {
             return None;
         }
         self.fresh(self.sessions.read().ok()?.get(&id))
+    }
+
+    /// The claims of an access token whose signature was verified before, by the
+    /// SHA-256 of the token's bytes. Only the signature check is saved: expiry
+    /// and the session's liveness are still checked on every use.
+    pub fn token(&self, digest: &[u8; 32]) -> Option<Claims> {
+        if !self.is_serving() {
+            return None;
+        }
+        self.fresh(self.tokens.read().ok()?.get(digest))
+    }
+
+    /// Remembers a verified token's claims. Nothing revokes a signature, so no epoch.
+    pub fn fill_token(&self, digest: [u8; 32], claims: &Claims) {
+        let Ok(mut tokens) = self.tokens.write() else {
+            return;
+        };
+        if !self.is_serving() || !self.make_room(&mut tokens) {
+            return;
+        }
+        let entry = Entry {
+            value: claims.clone(),
+            filled: Instant::now(),
+        };
+        tokens.insert(digest, entry);
+    }
+
+    /// Whether the org is known to exist (orgs are never deleted).
+    pub fn is_known_org(&self, id: Uuid) -> bool {
+        self.is_serving() && self.orgs.read().is_ok_and(|orgs| orgs.contains(&id))
+    }
+
+    /// Remembers that the org exists.
+    pub fn note_org(&self, id: Uuid) {
+        if let Ok(mut orgs) = self.orgs.write() {
+            if self.is_serving() && orgs.len() < self.limits.max_entries {
+                orgs.insert(id);
+            }
+        }
     }
 
     /// Remembers a key read from the database at `epoch`.
@@ -255,14 +300,18 @@ impl CredentialCache {
     }
 
     fn clear(&self) {
-        if let (Ok(mut keys), Ok(mut ids), Ok(mut sessions)) = (
+        if let (Ok(mut keys), Ok(mut ids), Ok(mut sessions), Ok(mut tokens), Ok(mut orgs)) = (
             self.keys.write(),
             self.key_hashes.write(),
             self.sessions.write(),
+            self.tokens.write(),
+            self.orgs.write(),
         ) {
             keys.clear();
             ids.clear();
             sessions.clear();
+            tokens.clear();
+            orgs.clear();
         }
     }
 

@@ -74,7 +74,7 @@ impl App {
             key: Box::new(self.new_key(org_id, &key, req, rotated_from)),
             now: self.clock.now(),
         };
-        self.execute::<ApiKey>(ctx, id, Some(org_id), &command)
+        self.execute_new::<ApiKey>(ctx, id, Some(org_id), &command)
             .await?;
         Ok(IssuedKey {
             row: self.key_row(id).await?,

@@ -41,7 +41,7 @@ impl App {
             created_by,
             owner,
         };
-        self.execute::<Org>(ctx, id, Some(id), &command).await?;
+        self.execute_new::<Org>(ctx, id, Some(id), &command).await?;
         self.org_row(id).await
     }
 

@@ -86,28 +86,40 @@ impl App {
         Ok(recorded)
     }
 
-    /// Appends and projects inside a transaction the caller commits.
+    /// Appends and projects inside a transaction the caller commits. The event
+    /// inserts, the read-model statements and the notification are pipelined:
+    /// sent back to back in this order and answered in it, one round trip in all.
     pub(crate) async fn commit_in(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         ctx: &Ctx,
         changes: &[StreamChange],
     ) -> Result<Vec<RecordedEvent>, AppError> {
-        let recorded = events::append(tx, changes, &ctx.metadata(), self.clock.now()).await?;
-        for event in &recorded {
-            projections::apply(tx, event).await?;
+        let mut recorded = events::record(changes, &ctx.metadata(), self.clock.now());
+        if recorded.is_empty() {
+            return Ok(recorded);
         }
-        if !recorded.is_empty() {
-            // Delivered at commit: wakes the relay without polling, and tells
-            // every instance's credential cache what this commit revoked.
-            let mut channels = vec![crate::bus::relay::NOTIFY_CHANNEL];
-            let mut payloads = vec![String::new()];
-            for payload in recorded.iter().filter_map(cache::invalidation) {
-                channels.push(cache::CHANNEL);
-                payloads.push(payload);
-            }
-            let notify = tx.prepare_cached(NOTIFY).await?;
-            tx.execute(&notify, &[&channels, &payloads]).await?;
+        // Delivered at commit: wakes the relay without polling, and tells
+        // every instance's credential cache what this commit revoked.
+        let mut channels = vec![crate::bus::relay::NOTIFY_CHANNEL];
+        let mut payloads = vec![String::new()];
+        for payload in recorded.iter().filter_map(cache::invalidation) {
+            channels.push(cache::CHANNEL);
+            payloads.push(payload);
+        }
+        // Polled in argument order, so sent in it.
+        let (positions, _, ()) = futures_util::future::try_join3(
+            events::insert_all(tx, &recorded),
+            futures_util::future::try_join_all(recorded.iter().map(|e| projections::apply(tx, e))),
+            async {
+                let notify = tx.prepare_cached(NOTIFY).await?;
+                tx.execute(&notify, &[&channels, &payloads]).await?;
+                Ok::<_, crate::store::StoreError>(())
+            },
+        )
+        .await?;
+        for (event, position) in recorded.iter_mut().zip(positions) {
+            (event.position, event.transaction_id) = (position.position, position.transaction_id);
         }
         Ok(recorded)
     }
@@ -126,6 +138,23 @@ impl App {
             }
         }
         attempt().await
+    }
+
+    /// Decides a command that starts a stream under a fresh id: nothing to load,
+    /// the stream is empty by construction (an id collision is still a conflict).
+    pub(crate) async fn execute_new<A: Aggregate>(
+        &self,
+        ctx: &Ctx,
+        stream_id: Uuid,
+        org_id: Option<Uuid>,
+        command: &A::Command,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        let decided = A::default().decide(command)?;
+        if decided.is_empty() {
+            return Ok(vec![]);
+        }
+        let change = self.change((A::STREAM_TYPE, stream_id), 0, org_id, &decided)?;
+        self.commit(ctx, &[change]).await
     }
 
     /// Decides one command on one stream and commits what it produced.

@@ -108,7 +108,7 @@ impl App {
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
         };
-        self.execute::<Session>(ctx, session_id, None, &command)
+        self.execute_new::<Session>(ctx, session_id, None, &command)
             .await?;
         let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
         Ok(SignedIn {

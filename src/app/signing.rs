@@ -14,6 +14,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::rngs::OsRng;
+use sha2::Digest;
 use std::sync::RwLock;
 use std::time::Instant;
 use uuid::Uuid;
@@ -271,6 +272,20 @@ impl App {
 
     /// Verifies an access token's signature and claims (not its session).
     pub(crate) async fn verify_jwt(&self, token: &str) -> Result<Claims, AppError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.cache.token(&digest) {
+            // Same bytes, same signature: only time can have changed the answer.
+            return match claims.exp > self.clock.now().timestamp() {
+                true => Ok(claims),
+                false => Err(AppError::Unauthenticated),
+            };
+        }
+        let claims = self.verify_jwt_signature(token).await?;
+        self.cache.fill_token(digest, &claims);
+        Ok(claims)
+    }
+
+    async fn verify_jwt_signature(&self, token: &str) -> Result<Claims, AppError> {
         self.refresh_keys_if_stale().await?;
         let auth = &self.policy.auth;
         let expect = Expectation {

@@ -40,7 +40,7 @@ impl App {
             name: reg.name,
             password_hash,
         };
-        self.execute::<User>(ctx, id, None, &command).await?;
+        self.execute_new::<User>(ctx, id, None, &command).await?;
         self.user_row(id).await
     }
 

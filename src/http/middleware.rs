@@ -9,7 +9,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use std::time::Instant;
 use tracing::Instrument;
-use uuid::Uuid;
 
 /// The request id of the current request, in its extensions.
 #[derive(Debug, Clone)]
@@ -35,7 +34,11 @@ pub async fn request_context(
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(sane_request_id)
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
+        .unwrap_or_else(|| {
+            uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string()
+        });
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().to_string();

@@ -28,6 +28,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|_, _| ApiError::Status(actix_web::http::StatusCode::NOT_FOUND).into()),
     )
+    .route("/v1/introspect", post().to(sessions::introspect))
+    .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/healthz", get().to(ops::healthz))
     .route("/readyz", get().to(ops::readyz))
     .route("/metrics", get().to(ops::metrics))
@@ -37,20 +39,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/sessions", get().to(sessions::list_sessions))
     .route("/v1/sessions/refresh", post().to(sessions::refresh))
     .route("/v1/sessions/current", delete().to(sessions::sign_out))
-    .route("/v1/sessions/{id}", delete().to(sessions::revoke_session))
     .route("/v1/me", get().to(sessions::me))
-    .route("/v1/introspect", post().to(sessions::introspect))
+    .route("/v1/users", post().to(users::create_user))
+    .route("/v1/orgs", post().to(orgs::create_org))
+    .route("/v1/orgs", get().to(orgs::list_orgs))
+    .route("/v1/audit/export", get().to(audit::export_events))
+    .route("/v1/events", get().to(events::list_events))
+    // Dynamic paths last: a static path is matched by comparison, a dynamic
+    // one by regex, and the hot routes above never reach these.
+    .route("/v1/orgs/{org_id}/keys", post().to(keys::create_key))
+    .route("/v1/orgs/{org_id}/keys", get().to(keys::list_keys))
+    .route("/v1/orgs/{org_id}/keys/{key_id}", get().to(keys::get_key))
+    .route(
+        "/v1/orgs/{org_id}/keys/{key_id}/revoke",
+        post().to(keys::revoke_key),
+    )
+    .route(
+        "/v1/orgs/{org_id}/keys/{key_id}/rotate",
+        post().to(keys::rotate_key),
+    )
+    .route("/v1/sessions/{id}", delete().to(sessions::revoke_session))
     .route(
         "/v1/users/{id}/password",
         post().to(sessions::change_password),
     )
-    .route("/v1/users", post().to(users::create_user))
     .route("/v1/users/{id}", get().to(users::get_user))
     .route("/v1/users/{id}", patch().to(users::update_user))
     .route("/v1/users/{id}/disable", post().to(users::disable_user))
     .route("/v1/users/{id}/enable", post().to(users::enable_user))
-    .route("/v1/orgs", post().to(orgs::create_org))
-    .route("/v1/orgs", get().to(orgs::list_orgs))
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))
     .route("/v1/orgs/{org_id}/members", get().to(orgs::list_members))
@@ -63,25 +79,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/orgs/{org_id}/members/{user_id}",
         delete().to(orgs::remove_member),
     )
-    .route("/v1/orgs/{org_id}/keys", post().to(keys::create_key))
-    .route("/v1/orgs/{org_id}/keys", get().to(keys::list_keys))
-    .route("/v1/orgs/{org_id}/keys/{key_id}", get().to(keys::get_key))
-    .route(
-        "/v1/orgs/{org_id}/keys/{key_id}/revoke",
-        post().to(keys::revoke_key),
-    )
-    .route(
-        "/v1/orgs/{org_id}/keys/{key_id}/rotate",
-        post().to(keys::rotate_key),
-    )
     .route(
         "/v1/orgs/{org_id}/events",
         get().to(events::list_org_events),
     )
     .route("/v1/orgs/{org_id}/access", get().to(access::access_review))
-    .route("/v1/audit/export", get().to(audit::export_events))
-    .route("/v1/keys/verify", post().to(keys::verify_key))
-    .route("/v1/events", get().to(events::list_events))
     .default_service(web::to(not_found));
 }
 

@@ -90,43 +90,23 @@ const INSERT_EVENT: &str = "INSERT INTO auth_events \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
     RETURNING position, transaction_id::text";
 
-/// Appends changes inside `tx`. A stream that moved on since it was read gives
-/// [`StoreError::VersionConflict`] (the unique `(stream_id, version)` decides).
-pub async fn append(
-    tx: &Transaction<'_>,
+/// The events `changes` will append, stamped with `metadata` and `occurred_at`;
+/// `position` and `transaction_id` are set once [`insert_all`] returns them.
+pub fn record(
     changes: &[StreamChange],
     metadata: &Value,
     occurred_at: DateTime<Utc>,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let stmt = tx.prepare_cached(INSERT_EVENT).await?;
+) -> Vec<RecordedEvent> {
     let mut recorded = Vec::new();
     for change in changes {
         for (i, event) in change.events.iter().enumerate() {
-            let version = change.expected_version + 1 + i as i32;
-            let row = tx
-                .query_one(
-                    &stmt,
-                    &[
-                        &event.event_id,
-                        &change.stream_type.as_str(),
-                        &change.stream_id,
-                        &version,
-                        &event.event_type,
-                        &event.schema_version,
-                        &change.org_id,
-                        &event.data,
-                        metadata,
-                        &occurred_at,
-                    ],
-                )
-                .await?;
             recorded.push(RecordedEvent {
-                position: row.try_get(0)?,
-                transaction_id: parse_xid(row.try_get(1)?)?,
+                position: 0,
+                transaction_id: 0,
                 event_id: event.event_id,
                 stream_type: change.stream_type.as_str().to_owned(),
                 stream_id: change.stream_id,
-                version,
+                version: change.expected_version + 1 + i as i32,
                 event_type: event.event_type.to_owned(),
                 schema_version: event.schema_version,
                 org_id: change.org_id,
@@ -136,7 +116,44 @@ pub async fn append(
             });
         }
     }
-    Ok(recorded)
+    recorded
+}
+
+/// Inserts recorded events inside `tx`, pipelined, and returns where each landed.
+/// A stream that moved on since it was read gives [`StoreError::VersionConflict`]
+/// (the unique `(stream_id, version)` decides).
+pub async fn insert_all(
+    tx: &Transaction<'_>,
+    events: &[RecordedEvent],
+) -> Result<Vec<LogPosition>, StoreError> {
+    let stmt = tx.prepare_cached(INSERT_EVENT).await?;
+    let inserts = events.iter().map(|e| {
+        let stmt = &stmt;
+        async move {
+            let row = tx
+                .query_one(
+                    stmt,
+                    &[
+                        &e.event_id,
+                        &e.stream_type,
+                        &e.stream_id,
+                        &e.version,
+                        &e.event_type,
+                        &e.schema_version,
+                        &e.org_id,
+                        &e.data,
+                        &e.metadata,
+                        &e.occurred_at,
+                    ],
+                )
+                .await?;
+            Ok::<_, StoreError>(LogPosition {
+                position: row.try_get(0)?,
+                transaction_id: parse_xid(row.try_get(1)?)?,
+            })
+        }
+    });
+    futures_util::future::try_join_all(inserts).await
 }
 
 /// One stored event of a stream, before decoding.

@@ -75,7 +75,7 @@ async fn org_events_need_audit_rights_and_stay_in_the_org() {
     app.create_key(&id(&other), &[]).await;
 
     let res = app
-        .get(&format!("/v1/orgs/{}/events", id(&acme)), &auditor)
+        .events_eventually(&format!("/v1/orgs/{}/events", id(&acme)), &auditor, 3)
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
     let items = res.body["items"].as_array().unwrap();
