@@ -5,8 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-1000000}
-ORGS=$((EVENTS / 50))
-KEYS=$((EVENTS - ORGS))
 DB="vouch_bench_replay_$$"
 URL="postgres://postgres@127.0.0.1:5432/$DB"
 KEYFILE=$(mktemp -u /tmp/vouch-bench-audit-XXXXXX.key)
@@ -16,23 +14,8 @@ trap 'rm -f "$OUT" "$KEYFILE"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE 
 
 cargo build --release --quiet --bin vouch
 ./target/release/vouch migrate --database-url "$URL"
-echo "== generating $EVENTS events ($ORGS orgs, $KEYS keys)"
-psql -h 127.0.0.1 -U postgres -d "$DB" -q <<SQL
-CREATE TEMP TABLE o AS SELECT i, gen_random_uuid() AS id FROM generate_series(1, $ORGS) i;
-INSERT INTO auth_events (event_id, stream_type, stream_id, version, event_type, org_id, data, metadata)
-SELECT gen_random_uuid(), 'org', id, 1, 'org.created', id,
-       jsonb_build_object('name', 'Org ' || i, 'slug', 'org-' || i, 'created_by', null),
-       '{"actor": {"type": "system"}}'
-FROM o;
-INSERT INTO auth_events (event_id, stream_type, stream_id, version, event_type, schema_version, org_id, data, metadata)
-SELECT gen_random_uuid(), 'api_key', gen_random_uuid(), 1, 'api_key.created', 2, o.id,
-       jsonb_build_object('org_id', o.id, 'name', 'key ' || k, 'prefix', 'vk_' || substr(md5(k::text), 1, 9),
-         'key_hash', md5(k::text) || md5((k + 1)::text), 'scopes', jsonb_build_array('deploy'),
-         'expires_at', null, 'hash_algorithm', 'sha256'),
-       '{"actor": {"type": "system"}}'
-FROM generate_series(1, $KEYS) k JOIN o ON o.i = 1 + k % $ORGS;
-VACUUM ANALYZE auth_events;
-SQL
+echo "== generating $EVENTS events"
+psql -h 127.0.0.1 -U postgres -d "$DB" -q -v events="$EVENTS" -f bench/generate_log.sql
 echo "== ceiling: one sequential scan of the log (COPY to /dev/null)"
 /usr/bin/time -f "   %e s" psql -h 127.0.0.1 -U postgres -d "$DB" -qc "COPY (SELECT * FROM auth_events ORDER BY transaction_id, position) TO '/dev/null'"
 echo "== vouch replay (rebuild and swap)"
