@@ -71,6 +71,57 @@ async fn main() -> Result<(), Error> {
         d.ack(BasicAckOptions::default()).await?;
     }
 
+    // Ceiling: the broker and this subscriber alone, no database and no vouch:
+    // the same number of persistent, mandatory messages of an event's size,
+    // published in batches of 500 with confirms, exactly as the relay does.
+    let publisher = amqp.create_channel().await?;
+    publisher
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await?;
+    let body = vec![b'x'; 700];
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        let mut confirms = Vec::new();
+        for i in sent..(sent + 500).min(total) {
+            let properties = lapin::BasicProperties::default()
+                .with_message_id(ShortString::from(format!("ceiling-{i}")))
+                .with_delivery_mode(2);
+            let options = lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            let confirm = publisher
+                .basic_publish(
+                    ShortString::from(exchange.as_str()),
+                    ShortString::from("bench.ceiling"),
+                    options,
+                    &body,
+                    properties,
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        sent += confirms.len() as i64;
+        for confirm in confirms {
+            confirm.await?;
+        }
+    }
+    let mut received = 0;
+    while received < total {
+        let d = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+            .await?
+            .ok_or("consumer cancelled")??;
+        received += 1;
+        d.ack(BasicAckOptions::default()).await?;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "broker ceiling: {total} messages published with confirms and received after {:.2} s: {:.0} messages/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+
     // Throughput: append in bulk, then count until every event arrived.
     let started = Instant::now();
     let mut appended = 0;

@@ -99,7 +99,7 @@ pub async fn replay(
     progress: &dyn Progress,
 ) -> Result<Report, ReplayError> {
     let started = Instant::now();
-    let main = store::connect(database_url, 2).await?;
+    let main = store::connect(database_url, 3).await?;
     store::migrate::run(&main).await?;
     let stamp = format!(
         "{}_{}",
@@ -158,6 +158,7 @@ async fn rebuild_then(
     let mut report = Report::default();
     let mut scratch_client = scratch.get().await?;
     let after = apply_all(
+        main,
         &mut scratch_client,
         LogPosition::default(),
         false,
@@ -177,6 +178,7 @@ async fn rebuild_then(
     let tx = client.transaction().await?;
     sql::lock_live(&tx, lock).await?;
     apply_all(
+        main,
         &mut scratch_client,
         after,
         true,
@@ -197,8 +199,11 @@ async fn rebuild_then(
     Ok(report)
 }
 
-/// Applies every event after `after` into the scratch schema, a batch per transaction.
+/// Applies every event after `after` into the scratch schema, a batch per
+/// transaction. The next batch is read on another connection while the current
+/// one is applied, so reading the log and writing the read models overlap.
 async fn apply_all(
+    reader: &Pool,
     scratch: &mut deadpool_postgres::Client,
     mut after: LogPosition,
     unbounded: bool,
@@ -206,28 +211,35 @@ async fn apply_all(
     report: &mut Report,
     progress: &dyn Progress,
 ) -> Result<LogPosition, ReplayError> {
+    let reader = reader.get().await?;
+    let query = |after| LogQuery {
+        after,
+        limit: BATCH,
+        unbounded,
+        ..LogQuery::default()
+    };
+    let mut events = read_log(&reader, &query(after)).await?;
     loop {
-        let query = LogQuery {
-            after,
-            limit: BATCH,
-            unbounded,
-            ..LogQuery::default()
-        };
-        let events = read_log(&*scratch, &query).await?;
         let Some(last) = events.last().map(RecordedEvent::cursor) else {
             return Ok(after);
         };
-        let tx = scratch.transaction().await?;
         let included: Vec<&RecordedEvent> = events
             .iter()
             .filter(|e| cutoff.is_none_or(|c| c.includes(e)))
             .collect();
-        projections::apply_batch(&tx, &included).await?;
+        let read_next = async { Ok::<_, ReplayError>(read_log(&reader, &query(last)).await?) };
+        let apply = async {
+            let tx = scratch.transaction().await?;
+            projections::apply_batch(&tx, &included).await?;
+            tx.commit().await?;
+            Ok::<_, ReplayError>(())
+        };
+        let (next, ()) = futures_util::future::try_join(read_next, apply).await?;
         report.applied += included.len() as u64;
-        tx.commit().await?;
         report.events += events.len() as u64;
         progress.advance(events.len() as u64);
         after = last;
+        events = next;
     }
 }
 
