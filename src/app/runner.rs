@@ -107,17 +107,36 @@ impl App {
             channels.push(cache::CHANNEL);
             payloads.push(payload);
         }
-        // Polled in argument order, so sent in it.
-        let (positions, _, ()) = futures_util::future::try_join3(
+        // Polled in argument order, so sent in it. Every statement is answered,
+        // so wait for all: when one fails the later ones fail as an aftermath,
+        // and the first real error (a version conflict, a taken email) is the answer.
+        let (inserted, applied, notified) = futures_util::future::join3(
             events::insert_all(tx, &recorded),
-            futures_util::future::try_join_all(recorded.iter().map(|e| projections::apply(tx, e))),
+            async {
+                let applied = recorded.iter().map(|e| projections::apply(tx, e));
+                let errors = futures_util::future::join_all(applied).await;
+                crate::store::StoreError::first_cause(errors.into_iter().filter_map(Result::err))
+                    .map_or(Ok(()), Err)
+            },
             async {
                 let notify = tx.prepare_cached(NOTIFY).await?;
                 tx.execute(&notify, &[&channels, &payloads]).await?;
                 Ok::<_, crate::store::StoreError>(())
             },
         )
-        .await?;
+        .await;
+        let positions = match (inserted, applied, notified) {
+            (Ok(positions), Ok(()), Ok(())) => positions,
+            (inserted, applied, notified) => {
+                let errors = [inserted.err(), applied.err(), notified.err()];
+                return Err(
+                    crate::store::StoreError::first_cause(errors.into_iter().flatten()).map_or(
+                        AppError::Internal("pipelined append failed".into()),
+                        AppError::from,
+                    ),
+                );
+            }
+        };
         for (event, position) in recorded.iter_mut().zip(positions) {
             (event.position, event.transaction_id) = (position.position, position.transaction_id);
         }

@@ -2,8 +2,8 @@
 
 use crate::bus::relay::RelayStatus;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,6 +19,9 @@ pub struct Metrics {
     relay_published: IntGauge,
     relay_lag_events: IntGauge,
     relay_lag_seconds: Gauge,
+    cache_listening: IntGauge,
+    cache_lookups: IntGaugeVec,
+    cache_entries: IntGaugeVec,
 }
 
 impl Metrics {
@@ -62,6 +65,24 @@ impl Metrics {
             "vouch_relay_lag_seconds",
             "Age of the oldest event not yet confirmed by the broker",
         )?;
+        let cache_listening = IntGauge::new(
+            "vouch_credential_cache_listening",
+            "1 if the credential cache receives invalidations (and so serves from memory)",
+        )?;
+        let cache_lookups = IntGaugeVec::new(
+            Opts::new(
+                "vouch_credential_cache_lookups",
+                "Credential look-ups since start, answered from memory (hit) or not (miss)",
+            ),
+            &["outcome"],
+        )?;
+        let cache_entries = IntGaugeVec::new(
+            Opts::new("vouch_credential_cache_entries", "Entries held, by kind"),
+            &["kind"],
+        )?;
+        registry.register(Box::new(cache_listening.clone()))?;
+        registry.register(Box::new(cache_lookups.clone()))?;
+        registry.register(Box::new(cache_entries.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(relay_leader.clone()))?;
@@ -78,7 +99,30 @@ impl Metrics {
             relay_published,
             relay_lag_events,
             relay_lag_seconds,
+            cache_listening,
+            cache_lookups,
+            cache_entries,
         })
+    }
+
+    /// Copies the credential cache's state into the gauges.
+    pub fn observe_cache(&self, cache: &crate::app::cache::CredentialCache) {
+        self.cache_listening.set(i64::from(cache.is_listening()));
+        let (hits, misses) = cache.counts();
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        self.cache_lookups
+            .with_label_values(&["hit"])
+            .set(clamp(hits));
+        self.cache_lookups
+            .with_label_values(&["miss"])
+            .set(clamp(misses));
+        let (keys, sessions) = cache.len();
+        self.cache_entries
+            .with_label_values(&["key"])
+            .set(keys as i64);
+        self.cache_entries
+            .with_label_values(&["session"])
+            .set(sessions as i64);
     }
 
     /// Copies the relay's state and lag into the gauges.

@@ -38,6 +38,27 @@ pub enum StoreError {
     Migration(#[source] refinery::Error),
 }
 
+impl StoreError {
+    /// A statement refused only because an earlier one in its transaction
+    /// failed: the earlier error is the one that explains what happened.
+    pub fn is_after_abort(&self) -> bool {
+        matches!(self, Self::Db(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+    }
+
+    /// Of the errors of pipelined statements, in the order they were sent, the
+    /// one that explains the failure: the first that is not an aftermath.
+    pub fn first_cause(errors: impl IntoIterator<Item = Self>) -> Option<Self> {
+        let mut aftermath = None;
+        for e in errors {
+            if !e.is_after_abort() {
+                return Some(e);
+            }
+            aftermath.get_or_insert(e);
+        }
+        aftermath
+    }
+}
+
 fn is_unavailable(code: &SqlState) -> bool {
     code.code().starts_with("08")
         || [
