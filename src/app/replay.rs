@@ -167,6 +167,7 @@ async fn rebuild_then(
         progress,
     )
     .await?;
+    sql::index_scratch(&main.get().await?, schema).await?;
     let lock = match mode {
         Mode::Until { .. } => return Ok(report),
         // Writers wait; readers go on. Then nothing committed is missing.
