@@ -159,6 +159,29 @@ impl App {
         attempt().await
     }
 
+    /// Decides `command` against a loaded stream and commits what it produced
+    /// (nothing for a no-op).
+    async fn decide_and_commit<A: Aggregate>(
+        &self,
+        ctx: &Ctx,
+        stream_id: Uuid,
+        org_id: Option<Uuid>,
+        loaded: &Loaded<A>,
+        command: &A::Command,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        let decided = loaded.state.decide(command)?;
+        if decided.is_empty() {
+            return Ok(vec![]);
+        }
+        let change = self.change(
+            (A::STREAM_TYPE, stream_id),
+            loaded.version,
+            org_id,
+            &decided,
+        )?;
+        self.commit(ctx, &[change]).await
+    }
+
     /// Decides a command that starts a stream under a fresh id: nothing to load,
     /// the stream is empty by construction (an id collision is still a conflict).
     pub(crate) async fn execute_new<A: Aggregate>(
@@ -168,12 +191,12 @@ impl App {
         org_id: Option<Uuid>,
         command: &A::Command,
     ) -> Result<Vec<RecordedEvent>, AppError> {
-        let decided = A::default().decide(command)?;
-        if decided.is_empty() {
-            return Ok(vec![]);
-        }
-        let change = self.change((A::STREAM_TYPE, stream_id), 0, org_id, &decided)?;
-        self.commit(ctx, &[change]).await
+        let empty = Loaded {
+            state: A::default(),
+            version: 0,
+        };
+        self.decide_and_commit(ctx, stream_id, org_id, &empty, command)
+            .await
     }
 
     /// Decides one command on one stream and commits what it produced.
@@ -189,17 +212,8 @@ impl App {
             let client = self.pool.get().await?;
             let loaded = self.load::<A>(&client, stream_id).await?;
             drop(client);
-            let decided = loaded.state.decide(command)?;
-            if decided.is_empty() {
-                return Ok(vec![]);
-            }
-            let change = self.change(
-                (A::STREAM_TYPE, stream_id),
-                loaded.version,
-                org_id,
-                &decided,
-            )?;
-            self.commit(ctx, &[change]).await
+            self.decide_and_commit(ctx, stream_id, org_id, &loaded, command)
+                .await
         })
         .await
     }
