@@ -1,6 +1,8 @@
 -- The database's own ceiling for a key creation: the same two inserts and the
--- NOTIFY in one durable transaction, without vouch (pgbench -M prepared).
+-- NOTIFY in one durable transaction, sent in one pipeline as vouch sends them
+-- (pgbench -M prepared), without vouch.
 \set n random(1, 1000000000)
+\startpipeline
 BEGIN;
 INSERT INTO auth_events (event_id, stream_type, stream_id, version, event_type, schema_version, org_id, data, metadata)
 VALUES (gen_random_uuid(), 'api_key', gen_random_uuid(), 1, 'api_key.created', 2, '00000000-0000-0000-0000-000000000001',
@@ -10,3 +12,4 @@ INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, created_at)
 VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'load key', 'vk_' || :n, md5(:n::text || random()::text), ARRAY['deploy'], now());
 SELECT pg_notify('vouch_events', '');
 COMMIT;
+\endpipeline
