@@ -2,13 +2,10 @@
 
 use super::{cache, App, AppError, Ctx};
 use crate::domain::{Aggregate, DomainEvent};
+use crate::store::append;
 use crate::store::events::{self, NewEvent, RecordedEvent, StreamChange};
-use crate::store::projections;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
-
-/// Notifies each (channel, payload) pair at commit.
-const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
 
 /// How often a command is decided again after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -86,9 +83,8 @@ impl App {
         Ok(recorded)
     }
 
-    /// Appends and projects inside a transaction the caller commits. The event
-    /// inserts, the read-model statements and the notification are pipelined:
-    /// sent back to back in this order and answered in it, one round trip in all.
+    /// Appends and projects inside a transaction the caller commits, in one
+    /// round trip (see `store::append`).
     pub(crate) async fn commit_in(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -101,45 +97,14 @@ impl App {
         }
         // Delivered at commit: wakes the relay without polling, and tells
         // every instance's credential cache what this commit revoked.
-        let mut channels = vec![crate::bus::relay::NOTIFY_CHANNEL];
-        let mut payloads = vec![String::new()];
-        for payload in recorded.iter().filter_map(cache::invalidation) {
-            channels.push(cache::CHANNEL);
-            payloads.push(payload);
-        }
-        // Polled in argument order, so sent in it. Every statement is answered,
-        // so wait for all: when one fails the later ones fail as an aftermath,
-        // and the first real error (a version conflict, a taken email) is the answer.
-        let (inserted, applied, notified) = futures_util::future::join3(
-            events::insert_all(tx, &recorded),
-            async {
-                let applied = recorded.iter().map(|e| projections::apply(tx, e));
-                let errors = futures_util::future::join_all(applied).await;
-                crate::store::StoreError::first_cause(errors.into_iter().filter_map(Result::err))
-                    .map_or(Ok(()), Err)
-            },
-            async {
-                let notify = tx.prepare_cached(NOTIFY).await?;
-                tx.execute(&notify, &[&channels, &payloads]).await?;
-                Ok::<_, crate::store::StoreError>(())
-            },
-        )
-        .await;
-        let positions = match (inserted, applied, notified) {
-            (Ok(positions), Ok(()), Ok(())) => positions,
-            (inserted, applied, notified) => {
-                let errors = [inserted.err(), applied.err(), notified.err()];
-                return Err(
-                    crate::store::StoreError::first_cause(errors.into_iter().flatten()).map_or(
-                        AppError::Internal("pipelined append failed".into()),
-                        AppError::from,
-                    ),
-                );
-            }
-        };
-        for (event, position) in recorded.iter_mut().zip(positions) {
-            (event.position, event.transaction_id) = (position.position, position.transaction_id);
-        }
+        let mut notifications = vec![(crate::bus::relay::NOTIFY_CHANNEL, String::new())];
+        notifications.extend(
+            recorded
+                .iter()
+                .filter_map(cache::invalidation)
+                .map(|payload| (cache::CHANNEL, payload)),
+        );
+        append::append_and_project(tx, &mut recorded, &notifications).await?;
         Ok(recorded)
     }
 

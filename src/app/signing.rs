@@ -275,10 +275,10 @@ impl App {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.cache.token(&digest) {
             // Same bytes, same signature: only time can have changed the answer.
-            return match claims.exp > self.clock.now().timestamp() {
-                true => Ok(claims),
-                false => Err(AppError::Unauthenticated),
-            };
+            if claims.exp > self.clock.now().timestamp() {
+                return Ok(claims);
+            }
+            return Err(AppError::Unauthenticated);
         }
         let claims = self.verify_jwt_signature(token).await?;
         self.cache.fill_token(digest, &claims);

@@ -153,12 +153,7 @@ pub async fn insert_all(
             })
         }
     });
-    let outcomes = futures_util::future::join_all(inserts).await;
-    let (positions, errors): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
-    match StoreError::first_cause(errors.into_iter().filter_map(Result::err)) {
-        Some(e) => Err(e),
-        None => Ok(positions.into_iter().filter_map(Result::ok).collect()),
-    }
+    super::append::all(inserts).await
 }
 
 /// One stored event of a stream, before decoding.

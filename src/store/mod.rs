@@ -1,5 +1,6 @@
 //! Postgres: the pool, migrations, the event store and the read-model SQL.
 
+pub mod append;
 mod bulk;
 pub mod checkpoints;
 mod error;

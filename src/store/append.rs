@@ -1,0 +1,64 @@
+//! One command's write: its events, their read-model changes and its
+//! notifications, pipelined in one transaction.
+//!
+//! The statements are sent back to back (futures are polled, and so sent, in
+//! order) and every answer is awaited: when one fails, the later ones fail as
+//! an aftermath ("current transaction is aborted"), and the first real error —
+//! a version conflict, a taken email — is the one returned.
+
+use super::events::{self, RecordedEvent};
+use super::{projections, StoreError};
+use deadpool_postgres::Transaction;
+use std::future::Future;
+
+/// Notifies each (channel, payload) pair at commit.
+const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
+
+/// Awaits every pipelined statement: all results, or the error that explains
+/// the failure (see [`StoreError::first_cause`]).
+pub async fn all<T>(
+    statements: impl IntoIterator<Item = impl Future<Output = Result<T, StoreError>>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for outcome in futures_util::future::join_all(statements).await {
+        match outcome {
+            Ok(value) => values.push(value),
+            Err(e) => errors.push(e),
+        }
+    }
+    StoreError::first_cause(errors).map_or(Ok(values), Err)
+}
+
+/// Inserts `recorded` (setting each event's position), applies it to the read
+/// models and sends `notifications` at commit, in one round trip.
+pub async fn append_and_project(
+    tx: &Transaction<'_>,
+    recorded: &mut [RecordedEvent],
+    notifications: &[(&str, String)],
+) -> Result<(), StoreError> {
+    let (channels, payloads): (Vec<&str>, Vec<&str>) =
+        notifications.iter().map(|(c, p)| (*c, p.as_str())).unzip();
+    let (inserted, applied, notified) = futures_util::future::join3(
+        events::insert_all(tx, recorded),
+        all(recorded.iter().map(|e| projections::apply(tx, e))),
+        async {
+            let notify = tx.prepare_cached(NOTIFY).await?;
+            tx.execute(&notify, &[&channels, &payloads]).await?;
+            Ok::<_, StoreError>(())
+        },
+    )
+    .await;
+    let positions = match (inserted, applied, notified) {
+        (Ok(positions), Ok(_), Ok(())) => positions,
+        (inserted, applied, notified) => {
+            let errors = [inserted.err(), applied.err(), notified.err()];
+            return Err(StoreError::first_cause(errors.into_iter().flatten())
+                .unwrap_or_else(|| StoreError::Decode("pipelined append failed".into())));
+        }
+    };
+    for (event, at) in recorded.iter_mut().zip(positions) {
+        (event.position, event.transaction_id) = (at.position, at.transaction_id);
+    }
+    Ok(())
+}
