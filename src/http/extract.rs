@@ -50,20 +50,44 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
     Ok(body)
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::InvalidJson(format!("body is not valid JSON: {e}"))
-            }
+/// Parses a request body as `T`, with API.md's errors: 400 for broken JSON,
+/// 422 naming the offending field (its path, such as `scopes[1]`) otherwise.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    use serde_json::error::Category;
+    let syntax =
+        |e: &serde_json::Error| ApiError::InvalidJson(format!("body is not valid JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => syntax(&inner),
             Category::Data => {
-                let message = e.to_string();
-                let field = message.split('`').nth(1).map(str::to_owned);
-                ApiError::Validation { field, message }
+                let message = inner.to_string();
+                ApiError::Validation {
+                    field: Some(field_of(&path, &message)),
+                    message,
+                }
             }
         }
-    })
+    })?;
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(value)
+}
+
+/// The field a data error is about: its path, and for a missing field
+/// (reported at the enclosing object) the field's own name under it.
+fn field_of(path: &str, message: &str) -> String {
+    let named = message
+        .starts_with("missing field")
+        .then(|| message.split('`').nth(1))
+        .flatten();
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (_, Some(name)) => format!("{path}.{name}"),
+        (".", None) => String::new(),
+        (_, None) => path.to_owned(),
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -190,5 +214,54 @@ impl FromRequest for MaybeAuth {
             }
             Ok(MaybeAuth(ctx))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        scopes: Vec<String>,
+    }
+
+    fn field(body: &str) -> Option<String> {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_data_error_names_the_field_by_its_path() {
+        assert_eq!(field(r#"{"name": 5}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field(r#"{"name": "a", "scopes": ["x", 7]}"#).as_deref(),
+            Some("scopes[1]")
+        );
+        assert_eq!(field(r#"{"scopes": []}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field(r#"{"name": "a", "admin": true}"#).as_deref(),
+            Some("admin")
+        );
+    }
+
+    #[test]
+    fn broken_or_trailing_json_is_a_syntax_error() {
+        for body in [r#"{"name": "a"} x"#, r#"{"name": "#, "", "{"] {
+            assert!(
+                matches!(
+                    parse_json::<Body>(body.as_bytes()),
+                    Err(ApiError::InvalidJson(_))
+                ),
+                "{body}"
+            );
+        }
     }
 }

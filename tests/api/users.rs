@@ -69,7 +69,11 @@ async fn bad_sign_ups_are_refused_with_the_field() {
         (json!({"password": "a long enough passphrase"}), "email"),
         (
             json!({"email": 42, "password": "a long enough passphrase"}),
-            "",
+            "email",
+        ),
+        (
+            json!({"email": "a@example.org", "password": ["a long enough passphrase"]}),
+            "password",
         ),
     ];
     for (body, field) in cases {
