@@ -2,6 +2,7 @@
 //! developer machine with local Postgres and RabbitMQ.
 
 use clap::Args;
+use sha2::Digest;
 
 /// Everything `vouch serve` needs to run.
 #[derive(Debug, Clone, Args)]
@@ -161,11 +162,15 @@ impl Default for AuthSettings {
 
 impl Settings {
     /// Settings for a local database URL, everything else at its default except:
-    /// a free port, one worker, no relay or chainer, a fresh audit key in the
-    /// temporary directory, and new signing keys used at once.
+    /// a free port, one worker, no relay or chainer, an audit key in the
+    /// temporary directory named after the database (so that instances on one
+    /// database share it, as deployed ones must), and new signing keys used at once.
     pub fn for_database(database_url: impl Into<String>) -> Self {
+        let database_url = database_url.into();
+        let digest = crate::auth::api_key::hex(&sha2::Sha256::digest(database_url.as_bytes()));
         Self {
-            database_url: database_url.into(),
+            audit_key_file: std::env::temp_dir().join(format!("vouch-audit-{}.key", &digest[..32])),
+            database_url,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             bind: "127.0.0.1:0".into(),
             open_signup: true,
@@ -174,8 +179,6 @@ impl Settings {
             exchange: "vouch.events".into(),
             relay: false,
             relay_batch: 500,
-            audit_key_file: std::env::temp_dir()
-                .join(format!("vouch-audit-{}.key", uuid::Uuid::new_v4().simple())),
             chainer: false,
             checkpoint_events: 1000,
             checkpoint_seconds: 10,

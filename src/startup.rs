@@ -103,14 +103,19 @@ impl Application {
             );
             actix_web::rt::spawn(chainer);
         }
+        let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
+            audit_key.derive("vouch idempotency v1"),
+        ));
         let audit = web::Data::new((audit_key, policy));
         let metrics = web::Data::new(Metrics::new()?);
         let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
+                .wrap(from_fn(http::idempotency::idempotency))
                 .wrap(from_fn(http::middleware::request_context))
                 .app_data(data.clone())
+                .app_data(seal.clone())
                 .app_data(metrics.clone())
                 .app_data(bus.clone())
                 .app_data(audit.clone())

@@ -65,6 +65,8 @@ pub struct Ctx {
     pub ip: Option<String>,
     /// Client user agent; personal data.
     pub user_agent: Option<String>,
+    /// The request's `Idempotency-Key` claim, written with its command's events.
+    pub idempotency: Option<std::sync::Arc<super::idempotency::Claim>>,
 }
 
 impl Ctx {
@@ -75,6 +77,7 @@ impl Ctx {
             request_id: request_id.into(),
             ip: None,
             user_agent: None,
+            idempotency: None,
         }
     }
 

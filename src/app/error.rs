@@ -36,6 +36,9 @@ pub enum AppError {
     /// Concurrent writers kept winning; the client may retry.
     #[error("version conflict")]
     VersionConflict,
+    /// Another request with the same Idempotency-Key committed first.
+    #[error("idempotency key already used")]
+    IdempotencyRace,
     /// The database cannot be reached.
     #[error("database unavailable")]
     Unavailable(#[source] StoreError),
@@ -50,6 +53,7 @@ impl From<StoreError> for AppError {
             StoreError::VersionConflict => Self::VersionConflict,
             StoreError::Unique(UniqueConstraint::Email) => Self::EmailTaken,
             StoreError::Unique(UniqueConstraint::Slug) => Self::SlugTaken,
+            StoreError::Unique(UniqueConstraint::IdempotencyKey) => Self::IdempotencyRace,
             StoreError::Unavailable(_) => Self::Unavailable(e),
             other => Self::Internal(Box::new(other)),
         }

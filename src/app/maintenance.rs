@@ -1,5 +1,5 @@
 //! Periodic housekeeping inside `vouch serve`: retiring signing keys whose
-//! tokens have all expired, and forgetting old throttling attempts.
+//! tokens have all expired, forgetting old throttling attempts and idempotent responses.
 
 use super::App;
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub fn spawn(app: App) {
             }
             if let Err(e) = app.prune_attempts().await {
                 tracing::warn!(error = %e, "pruning sign-in attempts failed");
+            }
+            if let Err(e) = app.prune_idempotency().await {
+                tracing::warn!(error = %e, "pruning idempotency records failed");
             }
         }
     });

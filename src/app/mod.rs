@@ -12,6 +12,7 @@ mod clock;
 mod context;
 mod error;
 pub mod events;
+pub mod idempotency;
 mod invalidation;
 pub mod keys;
 pub mod maintenance;
@@ -78,6 +79,7 @@ pub struct App {
     keys: Arc<KeyRing>,
     cache: Arc<cache::CredentialCache>,
     usage: Arc<usage::KeyUsage>,
+    in_flight: Arc<idempotency::InFlight>,
 }
 
 impl App {
@@ -90,6 +92,7 @@ impl App {
             policy: Arc::new(policy),
             keys: Arc::new(KeyRing::default()),
             usage: Arc::default(),
+            in_flight: Arc::default(),
         }
     }
 

@@ -76,8 +76,16 @@ impl App {
     ) -> Result<Vec<RecordedEvent>, AppError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // First, so that a concurrent duplicate waits here and then fails
+        // before it appends anything.
+        if let Some(claim) = &ctx.idempotency {
+            self.write_claim(&tx, claim).await?;
+        }
         let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
+        if let Some(claim) = &ctx.idempotency {
+            claim.mark_committed();
+        }
         // Effective here before the caller answers; elsewhere by NOTIFY.
         self.cache.invalidate_committed(&recorded);
         Ok(recorded)

@@ -78,6 +78,18 @@ impl AuditKey {
         URL_SAFE_NO_PAD.encode(self.key.sign(message).to_bytes())
     }
 
+    /// A 32-byte secret for another purpose, derived from this key's seed
+    /// (HMAC-SHA256 keyed by the seed, over `label`), so that a deployment
+    /// keeps one secret file outside the database.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.key.to_bytes()) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The public key, base64url.
     pub fn public_key(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes())

@@ -27,6 +27,13 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// An `Idempotency-Key` sent again with another request.
+    IdempotencyKeyReused,
+    /// An `Idempotency-Key` whose first request has no answer to give (yet).
+    IdempotencyPending,
+    /// An `Idempotency-Key` whose first request was applied, but whose
+    /// response was lost (or cannot be opened any more).
+    IdempotencyLost,
     /// No route or method here.
     Status(StatusCode),
 }
@@ -150,6 +157,7 @@ impl ApiError {
                     "slug is already in use".into(),
                     field("slug"),
                 ),
+                AppError::IdempotencyRace => idempotency_pending(),
                 AppError::VersionConflict => (
                     S::CONFLICT,
                     "conflict",
@@ -187,6 +195,21 @@ impl ApiError {
                 "validation_error",
                 message.clone(),
                 f.as_deref().and_then(field),
+            ),
+            Self::IdempotencyKeyReused => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request".into(),
+                field("Idempotency-Key"),
+            ),
+            Self::IdempotencyPending => idempotency_pending(),
+            Self::IdempotencyLost => (
+                S::CONFLICT,
+                "conflict",
+                "the request with this Idempotency-Key was applied, but its response \
+                 is no longer available; read the current state instead"
+                    .into(),
+                None,
             ),
             Self::Status(s) => status_parts(*s),
         }
@@ -226,6 +249,15 @@ impl ApiError {
             _ => {}
         }
     }
+}
+
+fn idempotency_pending() -> Parts {
+    (
+        StatusCode::CONFLICT,
+        "conflict",
+        "a request with this Idempotency-Key is in flight; retry later".into(),
+        None,
+    )
 }
 
 /// The parts of a bare status (no route, wrong method).

@@ -29,7 +29,10 @@ fn is_json(req: &HttpRequest) -> bool {
     })
 }
 
-async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::BytesMut, ApiError> {
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+) -> Result<web::BytesMut, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -152,11 +155,15 @@ fn base_ctx(req: &HttpRequest) -> Ctx {
         request_id,
         ip: req.peer_addr().map(|a| a.ip().to_string()),
         user_agent,
+        idempotency: req
+            .extensions()
+            .get::<std::sync::Arc<crate::app::idempotency::Claim>>()
+            .cloned(),
     }
 }
 
 /// The bearer credential, if the request has an Authorization header.
-fn bearer(req: &HttpRequest) -> Option<Result<String, AppError>> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<Result<String, AppError>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let parsed = value
         .to_str()
@@ -168,7 +175,7 @@ fn bearer(req: &HttpRequest) -> Option<Result<String, AppError>> {
     Some(parsed.ok_or(AppError::Unauthenticated))
 }
 
-async fn authenticate(app: &App, token: &str) -> Result<Caller, AppError> {
+pub(crate) async fn authenticate(app: &App, token: &str) -> Result<Caller, AppError> {
     if token.starts_with(crate::auth::api_key::KEY_PREFIX) {
         app.authenticate_key(token).await
     } else {

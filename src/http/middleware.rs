@@ -67,7 +67,13 @@ pub async fn request_context(
 
 /// Gives every error response API.md's body with this request's id.
 fn with_error_body(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
-    if !(res.status().is_client_error() || res.status().is_server_error()) {
+    if !(res.status().is_client_error() || res.status().is_server_error())
+        || res
+            .response()
+            .extensions()
+            .get::<super::idempotency::Replayed>()
+            .is_some()
+    {
         return res;
     }
     let rendered = match res.response().error() {

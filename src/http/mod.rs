@@ -6,6 +6,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;

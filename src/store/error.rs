@@ -10,6 +10,8 @@ pub enum UniqueConstraint {
     Slug,
     /// `api_keys.key_hash` (a 256-bit collision: practically never).
     KeyHash,
+    /// `idempotency_records (scope, key)`: the same request committed first.
+    IdempotencyKey,
 }
 
 /// What can go wrong talking to Postgres.
@@ -83,6 +85,7 @@ impl From<tokio_postgres::Error> for StoreError {
                 Some("users_email_key") => Self::Unique(UniqueConstraint::Email),
                 Some("orgs_slug_key") => Self::Unique(UniqueConstraint::Slug),
                 Some("api_keys_key_hash_key") => Self::Unique(UniqueConstraint::KeyHash),
+                Some("idempotency_records_pkey") => Self::Unique(UniqueConstraint::IdempotencyKey),
                 _ => Self::Db(e),
             };
         }

@@ -5,6 +5,7 @@ mod bulk;
 pub mod checkpoints;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod leader;
 pub mod listen;
 pub mod migrate;

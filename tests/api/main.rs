@@ -12,6 +12,7 @@ mod cache;
 mod concurrency;
 mod events;
 mod helpers;
+mod idempotency;
 mod keys;
 mod log_order;
 mod ops;
