@@ -5,7 +5,7 @@
 
 use super::error::ApiError;
 use super::extract::{authenticate, bearer, read_body, BODY_LIMIT};
-use super::middleware::RequestId;
+use super::middleware::{FinalBody, RequestId};
 use crate::app::idempotency::{Claim, Earlier};
 use crate::app::{App, AppError, Caller};
 use crate::auth::seal::ResponseSeal;
@@ -26,10 +26,6 @@ pub const REPLAYED: &str = "idempotent-replayed";
 
 /// POSTs that change nothing: the header is accepted and ignored.
 const READ_ONLY: [&str; 2] = ["/v1/introspect", "/v1/keys/verify"];
-
-/// Marks a replayed response: its error body is final, not to be rendered again.
-#[derive(Debug, Clone, Copy)]
-pub struct Replayed;
 
 /// What is sealed of a response.
 #[derive(Serialize, Deserialize)]
@@ -247,6 +243,6 @@ fn replay(req: &HttpRequest, stored: StoredResponse) -> Option<HttpResponse> {
     }
     res.insert_header((REPLAYED, "true"));
     let mut res = res.body(body);
-    res.extensions_mut().insert(Replayed);
+    res.extensions_mut().insert(FinalBody);
     Some(res)
 }

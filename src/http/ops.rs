@@ -87,7 +87,9 @@ pub async fn readyz(app: web::Data<App>, bus: web::Data<BusProbe>) -> HttpRespon
     if database {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        let mut res = HttpResponse::ServiceUnavailable().json(body);
+        res.extensions_mut().insert(super::middleware::FinalBody);
+        res
     }
 }
 

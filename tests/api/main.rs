@@ -11,6 +11,7 @@ mod bus;
 mod cache;
 mod concurrency;
 mod events;
+mod faults;
 mod helpers;
 mod idempotency;
 mod keys;
