@@ -74,11 +74,7 @@ pub async fn request_context(
 /// Gives every error response API.md's body with this request's id.
 fn with_error_body(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     if !(res.status().is_client_error() || res.status().is_server_error())
-        || res
-            .response()
-            .extensions()
-            .get::<FinalBody>()
-            .is_some()
+        || res.response().extensions().get::<FinalBody>().is_some()
     {
         return res;
     }

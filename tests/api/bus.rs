@@ -13,8 +13,8 @@ use vouch::bus::consumer::{self, ConsumerConfig, Summary};
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-struct Subscriber {
-    exchange: String,
+pub struct Subscriber {
+    pub exchange: String,
     out: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<Summary>>,
@@ -22,7 +22,7 @@ struct Subscriber {
 
 impl Subscriber {
     /// The reference subscriber on a fresh exchange and queue.
-    async fn start() -> Subscriber {
+    pub async fn start() -> Subscriber {
         let name = format!("vouch.test.{}", Uuid::new_v4().simple());
         let out = std::env::temp_dir().join(format!("{name}.jsonl"));
         let config = ConsumerConfig {
@@ -54,7 +54,7 @@ impl Subscriber {
         }
     }
 
-    fn lines(&self) -> Vec<Value> {
+    pub fn lines(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
@@ -62,7 +62,7 @@ impl Subscriber {
             .collect()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let lines = self.lines();

@@ -247,7 +247,11 @@ async fn every_route_answers_503_not_500_while_the_database_is_away() {
             res.text
         );
         if res.status >= 500 {
-            assert_eq!(res.body["error"]["code"], "unavailable", "{method} {path}: {}", res.text);
+            assert_eq!(
+                res.body["error"]["code"], "unavailable",
+                "{method} {path}: {}",
+                res.text
+            );
         }
     }
     let ready = app.request("GET", "/readyz", None, None).await;

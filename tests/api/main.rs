@@ -14,6 +14,7 @@ mod events;
 mod faults;
 mod helpers;
 mod idempotency;
+mod instances;
 mod keys;
 mod log_order;
 mod ops;
