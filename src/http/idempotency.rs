@@ -80,11 +80,14 @@ pub async fn idempotency(
         true => req.headers().get(HEADER).cloned(),
         false => None,
     };
+    let Some(value) = value else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
     let services = (
         req.app_data::<web::Data<App>>().cloned(),
         req.app_data::<web::Data<ResponseSeal>>().cloned(),
     );
-    let (Some(value), (Some(app), Some(seal))) = (value, services) else {
+    let (Some(app), Some(seal)) = services else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let key = match parse_key(&value) {
