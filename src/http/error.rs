@@ -29,6 +29,8 @@ pub enum ApiError {
     },
     /// No route or method here.
     Status(StatusCode),
+    /// The path exists, but not with this method: the `Allow` header value.
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -189,6 +191,7 @@ impl ApiError {
                 f.as_deref().and_then(field),
             ),
             Self::Status(s) => status_parts(*s),
+            Self::MethodNotAllowed(_) => status_parts(StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 
@@ -201,6 +204,9 @@ impl ApiError {
         }
         if let Self::App(AppError::RateLimited { retry_after }) = self {
             res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let Self::MethodNotAllowed(allow) = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         res.json(ErrorBody {
             error: ErrorDetail {

@@ -2,6 +2,7 @@
 //! completed with the conventions that API.md states once for every operation.
 
 use super::{access, audit, events, keys, ops, orgs, sessions, users};
+use actix_web::dev::ResourceDef;
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -57,6 +58,45 @@ pub fn document() -> &'static Value {
         }
         doc
     })
+}
+
+/// The methods the document gives `path` (a concrete request path), as an
+/// `Allow` header value; `None` if no documented path matches it.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    // (template, whether it has parameters, its methods)
+    static TEMPLATES: OnceLock<Vec<(ResourceDef, bool, Vec<String>)>> = OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        let paths = document().get("paths").and_then(Value::as_object);
+        paths
+            .into_iter()
+            .flatten()
+            .map(|(template, item)| {
+                let methods = item
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.keys())
+                    .filter(|m| METHODS.contains(&m.as_str()))
+                    .map(|m| m.to_uppercase())
+                    .collect();
+                let dynamic = template.contains('{');
+                (ResourceDef::new(template.as_str()), dynamic, methods)
+            })
+            .collect()
+    });
+    let matching: Vec<_> = templates
+        .iter()
+        .filter(|(template, _, _)| template.is_match(path))
+        .collect();
+    // A static path is routed before the dynamic ones that also match it.
+    let exact = matching.iter().any(|(_, dynamic, _)| !dynamic);
+    let mut methods: Vec<&str> = matching
+        .iter()
+        .filter(|(_, dynamic, _)| !(exact && *dynamic))
+        .flat_map(|(_, _, methods)| methods.iter().map(String::as_str))
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    (!methods.is_empty()).then(|| methods.join(", "))
 }
 
 /// OpenAPI links: which ids of an answer the next requests take, for clients and
@@ -157,6 +197,11 @@ fn links(operation_id: &str, responses: &mut Map<String, Value>) {
         response.insert("links".into(), Value::Object(links));
     }
 }
+
+/// The keys of a path item that are methods.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// POSTs that change nothing, and so take no `Idempotency-Key`.
 const READ_ONLY_POSTS: [&str; 2] = ["/v1/introspect", "/v1/keys/verify"];
