@@ -53,8 +53,28 @@ fn scopes_schema() -> utoipa::openapi::Array {
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old key keeps working: 0 (default) to 604800 seconds.
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 604800)]
     pub grace_seconds: Option<i64>,
+}
+
+/// A whole number, also when written with a zero fraction (`60.0`): JSON, and the
+/// `integer` of the OpenAPI document, do not tell the two apart.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    // Beyond 2^53 a float no longer holds every whole number exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number")))
 }
 
 /// A key to check.
