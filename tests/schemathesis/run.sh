@@ -36,23 +36,33 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/vouch-st.XXXXXX")"
 mkdir -p "$report_dir"
 vouch_log="$report_dir/vouch.log"
 vouch_pid=""
+consumer_pid=""
+admin_key=""
+
+stop() { # pid signal
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+  kill "-$2" "$1"
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$1" 2>/dev/null && kill -KILL "$1"
+  wait "$1" 2>/dev/null
+}
 
 cleanup() {
   local status=$?
   set +e
-  if [ -n "$vouch_pid" ] && kill -0 "$vouch_pid" 2>/dev/null; then
-    kill -TERM "$vouch_pid"
-    for _ in $(seq 1 50); do kill -0 "$vouch_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$vouch_pid" 2>/dev/null && kill -KILL "$vouch_pid"
-    wait "$vouch_pid" 2>/dev/null
-  fi
+  stop "$vouch_pid" TERM
+  stop "$consumer_pid" INT
+  [ -n "$consumer_pid" ] && tail -n 1 "$report_dir/audit-consume.log"
   psql "$pg/postgres" -qAtc "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null 2>&1 ||
     echo "could not drop database $database" >&2
   if command -v rabbitmqctl >/dev/null; then
+    rabbitmqctl -q delete_queue "$exchange" >/dev/null 2>&1 || true
     rabbitmqctl -q eval \
       "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$exchange\">>), false, <<\"vouch-st\">>)." \
       >/dev/null 2>&1 || true
   fi
+  # The kept log need not hold a secret, even of a dropped database.
+  [ -n "$admin_key" ] && sed -i "s/$admin_key/[bootstrap admin key]/" "$vouch_log"
   rm -rf "$work"
   exit "$status"
 }
@@ -72,6 +82,12 @@ if [ "${VOUCH_ST_BUILD:-1}" != 0 ]; then
   nice -n 10 cargo build --quiet --bin vouch
 fi
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/vouch"
+
+# The reference subscriber, so that the relay's events are routed (a queue bound
+# to the exchange) rather than returned and retried.
+"$bin" audit-consume --out "$work/audit.jsonl" --queue "$exchange" --exchange "$exchange" \
+  >"$report_dir/audit-consume.log" 2>&1 &
+consumer_pid=$!
 
 log "starting vouch on database $database"
 VOUCH_DATABASE_URL="$pg/$database" \
@@ -97,8 +113,6 @@ done
 base="http://127.0.0.1:$port"
 admin_key="$(grep -Eo '^    vk_[0-9A-Za-z]+$' "$vouch_log" | head -n1 | tr -d ' ' || true)"
 [ -n "$admin_key" ] || { echo "no bootstrap admin key in $vouch_log" >&2; exit 1; }
-# The kept log need not hold a secret, even of a database about to be dropped.
-sed -i "s/$admin_key/[bootstrap admin key]/" "$vouch_log"
 curl -fsS "$base/readyz" >/dev/null
 log "vouch serves at $base (pid $vouch_pid)"
 
@@ -152,7 +166,7 @@ done
 
 requests="$(grep -c '"message":"request"' "$vouch_log" || true)"
 statuses="$(grep -o '"message":"request".*' "$vouch_log" | grep -o '"status":[0-9]' |
-  cut -d: -f2 | sort | uniq -c | awk '{printf "%s%sxx: %s", sep, $2, $1; sep=", "}')"
+  cut -d: -f2 | sort | uniq -c | awk '{printf "%s%sxx: %s", sep, $2, $1; sep=", "}' || true)"
 log "vouch answered $requests requests ($statuses)"
 
 # Errors vouch logged: its own are bugs. actix-http's parser logs requests it could
