@@ -257,3 +257,41 @@ pub struct MemberList {
     /// The members.
     pub items: Vec<MemberDto>,
 }
+
+/// RFC 7662 introspection: `{"active": false}` alone, or what the token is.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct IntrospectionDto {
+    /// Whether the token works now.
+    pub active: bool,
+    /// `access_token` or `api_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(access_token|api_key)$")]
+    pub token_type: Option<String>,
+    /// Access token: the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<Uuid>,
+    /// Access token: the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// Expiry in seconds since the epoch (an API key without one: null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<Option<i64>>,
+    /// Access token: issue time in seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Access token: issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Access token: audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// API key: its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    /// API key: its org.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<Uuid>,
+    /// API key: its scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}

@@ -36,6 +36,8 @@ pub enum ApiError {
     IdempotencyLost,
     /// No route or method here.
     Status(StatusCode),
+    /// The path exists, but not with this method: the `Allow` header value.
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -212,6 +214,7 @@ impl ApiError {
                 None,
             ),
             Self::Status(s) => status_parts(*s),
+            Self::MethodNotAllowed(_) => status_parts(StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 
@@ -224,6 +227,9 @@ impl ApiError {
         }
         if let Self::App(AppError::RateLimited { retry_after }) = self {
             res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let Self::MethodNotAllowed(allow) = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         res.json(ErrorBody {
             error: ErrorDetail {

@@ -18,10 +18,11 @@ pub struct EventQuery {
     /// Resume after this `cursor` (of an event or `next_cursor`).
     pub after: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Only this event type, e.g. `api_key.revoked`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", pattern = r"^[a-z0-9._]{1,100}$")]
     pub event_type: Option<String>,
     /// Only this stream.
     pub stream_id: Option<Uuid>,
@@ -55,7 +56,8 @@ fn page(p: EventPage) -> HttpResponse {
 
 /// The whole log in commit-safe order (`vouch:admin`).
 #[utoipa::path(get, path = "/v1/events", tag = "audit", params(EventQuery),
-    responses((status = 200, body = Page<EventDto>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = Page<EventDto>),
+              (status = 403, description = "`forbidden`: not `vouch:admin`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_events(
     app: web::Data<App>,
@@ -67,7 +69,9 @@ pub async fn list_events(
 
 /// One organisation's events in commit-safe order.
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/events", tag = "audit", params(("org_id" = Uuid, Path), EventQuery),
-    responses((status = 200, body = Page<EventDto>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Page<EventDto>),
+              (status = 403, description = "`forbidden`: neither owner or admin of the org nor a key with `vouch:audit:read` or `vouch:org:admin`", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_org_events(
     app: web::Data<App>,

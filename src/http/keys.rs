@@ -18,13 +18,34 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// Label, 1 to 200 characters.
+    /// Label: 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
-    /// Scopes, each `^[a-z0-9:._-]{1,64}$`.
+    /// Up to 64 scopes, each `^[a-z0-9:._-]{1,64}$`; in the `vouch:` namespace only
+    /// `vouch:admin` (for `vouch:admin` callers), `vouch:org:admin`, `vouch:keys:verify`
+    /// and `vouch:audit:read`.
     #[serde(default)]
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
     /// When the key stops working (RFC 3339, in the future).
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The `scopes` of a key request: up to 64 scope strings.
+fn scopes_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[a-z0-9:._-]{1,64}$")),
+        )
+        .max_items(Some(64))
+        .build()
 }
 
 /// Rotation options.
@@ -32,7 +53,28 @@ pub struct CreateKey {
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old key keeps working: 0 (default) to 604800 seconds.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_seconds: Option<i64>,
+}
+
+/// A whole number, also when written with a zero fraction (`60.0`): JSON, and the
+/// `integer` of the OpenAPI document, do not tell the two apart.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    // Beyond 2^53 a float no longer holds every whole number exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number")))
 }
 
 /// A key to check.
@@ -51,6 +93,7 @@ pub struct KeyListQuery {
     /// Include revoked keys (default false).
     pub include_revoked: Option<bool>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -58,8 +101,11 @@ pub struct KeyListQuery {
 
 /// Issues a key; the plaintext `key` is in this response only.
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/keys", tag = "keys", params(("org_id" = Uuid, Path)), request_body = CreateKey,
-    responses((status = 201, body = IssuedKeyDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = IssuedKeyDto),
+              (status = 403, description = "`forbidden`: not an owner or admin of the org, or `vouch:admin` asked by a caller without it", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 422, description = "`validation_error`, also for an `expires_at` in the past", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_key(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -77,7 +123,9 @@ pub async fn create_key(
 
 /// The organisation's keys.
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/keys", tag = "keys", params(("org_id" = Uuid, Path), KeyListQuery),
-    responses((status = 200, body = Page<KeyDto>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Page<KeyDto>),
+              (status = 403, description = "`forbidden`: not an owner or admin of the org", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_keys(
     app: web::Data<App>,
@@ -122,8 +170,10 @@ pub async fn get_key(
 
 /// Revokes a key at once; revoking a revoked key is a no-op.
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/keys/{key_id}/revoke", tag = "keys",
-    params(("org_id" = Uuid, Path), ("key_id" = Uuid, Path)), request_body(content = Reason, description = "optional"),
-    responses((status = 200, body = KeyDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("org_id" = Uuid, Path), ("key_id" = Uuid, Path)), request_body(content = Option<Reason>, description = "Optional: an empty body is no reason."),
+    responses((status = 200, body = KeyDto),
+              (status = 403, description = "`forbidden`: not an owner or admin of the org", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn revoke_key(
     app: web::Data<App>,
@@ -140,9 +190,12 @@ pub async fn revoke_key(
 
 /// Replaces a key with a new one; the old one expires after the grace period.
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/keys/{key_id}/rotate", tag = "keys",
-    params(("org_id" = Uuid, Path), ("key_id" = Uuid, Path)), request_body(content = RotateKey, description = "optional"),
-    responses((status = 201, body = IssuedKeyDto), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    params(("org_id" = Uuid, Path), ("key_id" = Uuid, Path)), request_body(content = Option<RotateKey>, description = "Optional: an empty body is the defaults."),
+    responses((status = 201, body = IssuedKeyDto),
+              (status = 403, description = "`forbidden`: not an owner or admin of the org", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`conflict`: the key is revoked or expired", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn rotate_key(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -158,7 +211,9 @@ pub async fn rotate_key(
 
 /// Checks a key for an app.
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyKey,
-    responses((status = 200, body = VerifyDto), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = VerifyDto),
+              (status = 403, description = "`forbidden`: the caller holds none of `vouch:keys:verify`, `vouch:org:admin`, `vouch:admin`", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn verify_key(
     app: web::Data<App>,
     Auth(ctx): Auth,

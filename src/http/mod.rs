@@ -25,10 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|e, _| ApiError::validation("query", e.to_string()).into()),
     )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|_, _| ApiError::Status(actix_web::http::StatusCode::NOT_FOUND).into()),
-    )
+    .app_data(web::PathConfig::default().error_handler(|_, req| unrouted(req).into()))
     .route("/v1/introspect", post().to(sessions::introspect))
     .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/healthz", get().to(ops::healthz))
@@ -85,9 +82,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         get().to(events::list_org_events),
     )
     .route("/v1/orgs/{org_id}/access", get().to(access::access_review))
-    .default_service(web::to(not_found));
+    .default_service(web::to(no_route));
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::Status(actix_web::http::StatusCode::NOT_FOUND))
+/// No route took the request: 405 with `Allow` if its path is documented, but
+/// only with other methods; else 404 (no such path, or path parameters that name
+/// nothing, such as `/v1/orgs/not-a-uuid`).
+async fn no_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(unrouted(&req))
+}
+
+fn unrouted(req: &actix_web::HttpRequest) -> ApiError {
+    match openapi::allowed_methods(req.path()) {
+        Some(allow) if !allow.split(", ").any(|m| m == req.method().as_str()) => {
+            ApiError::MethodNotAllowed(allow)
+        }
+        _ => ApiError::Status(actix_web::http::StatusCode::NOT_FOUND),
+    }
 }

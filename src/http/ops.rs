@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 /// The bus as this instance sees it, for readiness and metrics.
 #[derive(Debug, Clone)]
@@ -111,5 +111,5 @@ pub async fn metrics(
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, body = Object)))]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(super::openapi::document())
 }

@@ -15,9 +15,15 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    /// Display name.
+    /// Display name: 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// `^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$`, unique.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
     pub slug: String,
     /// First owner (only `vouch:admin` names one; a user creating an org becomes its owner).
     pub owner_id: Option<Uuid>,
@@ -27,7 +33,12 @@ pub struct CreateOrg {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
-    /// New display name.
+    /// New display name: 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
 }
 
@@ -38,6 +49,7 @@ pub struct AddMember {
     /// The user to add.
     pub user_id: Uuid,
     /// `owner`, `admin` or `member`.
+    #[schema(pattern = "^(owner|admin|member)$")]
     pub role: String,
 }
 
@@ -46,6 +58,7 @@ pub struct AddMember {
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
     /// `owner`, `admin` or `member`.
+    #[schema(pattern = "^(owner|admin|member)$")]
     pub role: String,
 }
 
@@ -55,6 +68,7 @@ pub struct ChangeRole {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -70,8 +84,11 @@ impl PageQuery {
 
 /// Creates an organisation.
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg,
-    responses((status = 201, body = OrgDto), (status = 409, description = "slug_taken", body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = OrgDto),
+              (status = 403, description = "`forbidden`: an org key, or a user naming another owner", body = ErrorBody),
+              (status = 409, description = "`slug_taken`", body = ErrorBody),
+              (status = 422, description = "`validation_error`, also for an `owner_id` that names no user", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_org(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -116,7 +133,9 @@ pub async fn get_org(
 
 /// Renames an organisation (owner/admin).
 #[utoipa::path(patch, path = "/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = Uuid, Path)), request_body = UpdateOrg,
-    responses((status = 200, body = OrgDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = OrgDto),
+              (status = 403, description = "`forbidden`: not an owner or admin", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_org(
     app: web::Data<App>,
@@ -146,8 +165,12 @@ pub async fn list_members(
 
 /// Adds a member (owner/admin; only owners grant `owner`).
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/members", tag = "orgs", params(("org_id" = Uuid, Path)), request_body = AddMember,
-    responses((status = 201, body = MemberDto), (status = 409, description = "already_member", body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = MemberDto),
+              (status = 403, description = "`forbidden`: not an owner or admin, or granting `owner` without being one", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`already_member`", body = ErrorBody),
+              (status = 422, description = "`validation_error`, also for a `user_id` that names no user", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn add_member(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -162,8 +185,11 @@ pub async fn add_member(
 /// Changes a member's role.
 #[utoipa::path(patch, path = "/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = ChangeRole,
-    responses((status = 200, body = MemberDto), (status = 409, description = "last_owner", body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = MemberDto),
+              (status = 403, description = "`forbidden`: not an owner or admin, or granting `owner` without being one", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`last_owner`: the org would have no owner", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn change_member(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -179,8 +205,11 @@ pub async fn change_member(
 /// Removes a member.
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 409, description = "last_owner", body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204),
+              (status = 403, description = "`forbidden`: not an owner or admin", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`last_owner`: the org would have no owner", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn remove_member(
     app: web::Data<App>,
     Auth(ctx): Auth,

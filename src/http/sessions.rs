@@ -1,7 +1,7 @@
 //! Sign-in and sessions: `/v1/sessions…`, `/v1/me`, password change,
 //! introspection and the JWKS.
 
-use super::dto::{OrgDto, UserDto};
+use super::dto::{IntrospectionDto, OrgDto, UserDto};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json, MaybeAuth};
 use crate::app::sessions::{Introspection, SignedIn};
@@ -12,7 +12,6 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -41,6 +40,7 @@ pub struct ChangePassword {
     /// The password now.
     pub current_password: String,
     /// The new password: 8 to 128 characters, not a common one.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -139,8 +139,9 @@ pub struct Jwks {
 
 /// Signs in with email and password.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = SignIn,
-    responses((status = 201, body = TokensDto), (status = 401, description = "invalid_credentials", body = ErrorBody),
-              (status = 429, description = "rate_limited, with Retry-After", body = ErrorBody)))]
+    responses((status = 201, body = TokensDto),
+              (status = 401, description = "`invalid_credentials`: wrong email or password, or a disabled user", body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many attempts for this email or from this address", body = ErrorBody)))]
 pub async fn sign_in(
     app: web::Data<App>,
     MaybeAuth(ctx): MaybeAuth,
@@ -154,7 +155,8 @@ pub async fn sign_in(
 
 /// Exchanges a refresh token for new tokens; the old refresh token stops working.
 #[utoipa::path(post, path = "/v1/sessions/refresh", tag = "sessions", request_body = Refresh,
-    responses((status = 200, body = TokensDto), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokensDto),
+              (status = 401, description = "`unauthenticated`: an unknown, used or expired refresh token", body = ErrorBody)))]
 pub async fn refresh(
     app: web::Data<App>,
     MaybeAuth(ctx): MaybeAuth,
@@ -166,7 +168,9 @@ pub async fn refresh(
 
 /// The caller's active sessions.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = SessionList),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list_sessions(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpResponse, ApiError> {
     let (sessions, current) = app.list_sessions(&ctx).await?;
     let items = sessions
@@ -186,7 +190,9 @@ pub async fn list_sessions(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpR
 
 /// Signs out of the current session.
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions",
-    responses((status = 204), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn sign_out(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpResponse, ApiError> {
     app.sign_out(&ctx, None).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -194,7 +200,10 @@ pub async fn sign_out(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpRespon
 
 /// Ends one of the caller's sessions.
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn revoke_session(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -206,7 +215,9 @@ pub async fn revoke_session(
 
 /// The caller and their orgs.
 #[utoipa::path(get, path = "/v1/me", tag = "sessions",
-    responses((status = 200, body = MeDto), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = MeDto),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn me(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpResponse, ApiError> {
     let me = app.me(&ctx).await?;
     let orgs = me
@@ -230,8 +241,13 @@ pub async fn me(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpResponse, Ap
 
 /// Changes the caller's password; their other sessions end.
 #[utoipa::path(post, path = "/v1/users/{id}/password", tag = "users", params(("id" = Uuid, Path)), request_body = ChangePassword,
-    responses((status = 204), (status = 401, description = "invalid_credentials", body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204),
+              (status = 401, description = "`invalid_credentials`: wrong current password", body = ErrorBody),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody),
+              (status = 404, description = "`not_found`: not the caller", body = ErrorBody),
+              (status = 422, description = "`validation_error`, also for a common password", body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many attempts", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn change_password(
     app: web::Data<App>,
     Auth(ctx): Auth,
@@ -246,24 +262,38 @@ pub async fn change_password(
 
 /// RFC 7662 introspection of an access token or an API key (caller: any API key).
 #[utoipa::path(post, path = "/v1/introspect", tag = "sessions", request_body = Introspect,
-    responses((status = 200, body = Object), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = IntrospectionDto),
+              (status = 403, description = "`forbidden`: the caller is not an API key", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn introspect(
     app: web::Data<App>,
     Auth(ctx): Auth,
     Json(body): Json<Introspect>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Value = match app.introspect(&ctx, &body.token).await? {
-        Introspection::Inactive => json!({"active": false}),
-        Introspection::AccessToken(c) => json!({
-            "active": true, "token_type": "access_token", "sub": c.sub, "sid": c.sid,
-            "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud,
-        }),
-        Introspection::ApiKey(k) => json!({
-            "active": true, "token_type": "api_key", "key_id": k.id, "org_id": k.org_id,
-            "scopes": k.scopes, "exp": k.expires_at.map(|t| t.timestamp()),
-        }),
+    let dto = match app.introspect(&ctx, &body.token).await? {
+        Introspection::Inactive => IntrospectionDto::default(),
+        Introspection::AccessToken(c) => IntrospectionDto {
+            active: true,
+            token_type: Some("access_token".into()),
+            sub: Some(c.sub),
+            sid: Some(c.sid),
+            exp: Some(Some(c.exp)),
+            iat: Some(c.iat),
+            iss: Some(c.iss),
+            aud: Some(c.aud),
+            ..IntrospectionDto::default()
+        },
+        Introspection::ApiKey(k) => IntrospectionDto {
+            active: true,
+            token_type: Some("api_key".into()),
+            exp: Some(k.expires_at.map(|t| t.timestamp())),
+            key_id: Some(k.id),
+            org_id: Some(k.org_id),
+            scopes: Some(k.scopes),
+            ..IntrospectionDto::default()
+        },
     };
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(dto))
 }
 
 /// The public keys that verify access tokens (RFC 8037 OKP keys).

@@ -17,10 +17,17 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Email (normalised: trimmed, lower-cased).
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
     /// 8 to 128 characters, not a common password.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
-    /// Display name, up to 200 characters.
+    /// Display name: 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
 }
 
@@ -28,7 +35,12 @@ pub struct CreateUser {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    /// New display name.
+    /// New display name: 1 to 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
 }
 
@@ -37,6 +49,7 @@ pub struct UpdateUser {
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// Why, for the audit trail (up to 500 characters).
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -52,8 +65,12 @@ pub fn parse_reason(reason: Option<String>) -> Result<Option<String>, ApiError> 
 
 /// Creates a user.
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = UserDto), (status = 409, description = "email_taken", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = UserDto),
+              (status = 403, description = "`forbidden`: sign-up is closed and the caller is not `vouch:admin`", body = ErrorBody),
+              (status = 409, description = "`email_taken`", body = ErrorBody),
+              (status = 422, description = "`validation_error`, also for a common password", body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many sign-ups from this address", body = ErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn create_user(
     app: web::Data<App>,
     MaybeAuth(ctx): MaybeAuth,
@@ -96,7 +113,7 @@ pub async fn update_user(
 }
 
 /// Disables a user (`vouch:admin`).
-#[utoipa::path(post, path = "/v1/users/{id}/disable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Reason, description = "optional"),
+#[utoipa::path(post, path = "/v1/users/{id}/disable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Option<Reason>, description = "Optional: an empty body is no reason."),
     responses((status = 200, body = UserDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn disable_user(
@@ -112,7 +129,7 @@ pub async fn disable_user(
 }
 
 /// Enables a user (`vouch:admin`).
-#[utoipa::path(post, path = "/v1/users/{id}/enable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Reason, description = "optional"),
+#[utoipa::path(post, path = "/v1/users/{id}/enable", tag = "users", params(("id" = Uuid, Path)), request_body(content = Option<Reason>, description = "Optional: an empty body is no reason."),
     responses((status = 200, body = UserDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn enable_user(

@@ -270,6 +270,27 @@ async fn listing_keys_pages_and_hides_revoked_by_default() {
 }
 
 #[actix_web::test]
+async fn grace_seconds_written_with_a_zero_fraction_is_a_whole_number() {
+    // JSON (and the OpenAPI document's `integer`) do not tell 60 from 60.0.
+    let app = spawn_app().await;
+    let org = app.create_org("acme", None).await;
+    let oid = id(&org);
+    let (kid, _) = app.create_key(&oid, &["deploy"]).await;
+    let res = app
+        .post(
+            &format!("/v1/orgs/{oid}/keys/{kid}/rotate"),
+            &app.admin_key,
+            json!({"grace_seconds": 60.0}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let old = app
+        .get(&format!("/v1/orgs/{oid}/keys/{kid}"), &app.admin_key)
+        .await;
+    assert!(old.body["expires_at"].is_string(), "{}", old.text);
+}
+
+#[actix_web::test]
 async fn rotation_replaces_a_key_with_grace() {
     let app = spawn_app().await;
     let org = app.create_org("acme", None).await;
@@ -319,6 +340,17 @@ async fn rotation_replaces_a_key_with_grace() {
             &format!("/v1/orgs/{oid}/keys/{kid}/rotate"),
             &app.admin_key,
             json!({"grace_seconds": 700000}),
+        )
+        .await,
+        422,
+        "validation_error",
+    );
+    // A fraction is no whole number of seconds.
+    assert_error(
+        &app.post(
+            &format!("/v1/orgs/{oid}/keys/{kid}/rotate"),
+            &app.admin_key,
+            json!({"grace_seconds": 1.5}),
         )
         .await,
         422,

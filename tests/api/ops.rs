@@ -57,6 +57,30 @@ async fn unknown_routes_are_json_404s() {
 }
 
 #[actix_web::test]
+async fn another_method_on_a_known_path_is_405_with_allow() {
+    let app = spawn_app().await;
+    let org = "0192f0c1-0000-7000-8000-000000000000";
+    for (method, path, allow) in [
+        ("PUT", "/v1/orgs".to_owned(), "GET, POST"),
+        ("TRACE", format!("/v1/orgs/{org}/keys"), "GET, POST"),
+        ("DELETE", format!("/v1/orgs/{org}"), "GET, PATCH"),
+        ("GET", "/v1/sessions/current".to_owned(), "DELETE"),
+        ("POST", "/healthz".to_owned(), "GET"),
+        // Routed before /v1/sessions/{id}, which it also matches.
+        ("GET", "/v1/sessions/refresh".to_owned(), "POST"),
+        ("DELETE", "/v1/sessions/refresh".to_owned(), "POST"),
+    ] {
+        let res = app.request(method, &path, Some(&app.admin_key), None).await;
+        assert_error(&res, 405, "method_not_allowed");
+        assert_eq!(res.headers.get("allow").unwrap(), allow, "{method} {path}");
+    }
+    // Unknown paths stay 404, whatever the method.
+    let res = app.request("PUT", "/v1/nope", None, None).await;
+    assert_error(&res, 404, "not_found");
+    assert!(res.headers.get("allow").is_none());
+}
+
+#[actix_web::test]
 async fn openapi_documents_every_route() {
     let app = spawn_app().await;
     let res = app.request("GET", "/openapi.json", None, None).await;
