@@ -3,7 +3,10 @@
 //! response reveals internals. Every response these tests get goes through one
 //! [`Inspector`].
 
+mod internals;
 mod logs;
+mod tenants;
+mod users;
 
 use crate::helpers::{assert_no_secrets, Response, TestApp};
 use serde_json::Value;
@@ -24,6 +27,8 @@ pub struct Req {
 pub enum Body {
     None,
     Bytes(Vec<u8>),
+    /// Sent with chunked transfer encoding, without a length up front.
+    Chunked(Vec<u8>),
 }
 
 impl Req {
@@ -273,6 +278,15 @@ pub async fn send(app: &TestApp, req: &Req) -> Result<Response, String> {
     let sent = match &req.body {
         Body::None => request.send().await,
         Body::Bytes(bytes) => request.send_body(bytes.clone()).await,
+        Body::Chunked(bytes) => {
+            let chunks: Vec<Result<actix_web::web::Bytes, std::io::Error>> = bytes
+                .chunks(8 * 1024)
+                .map(|c| Ok(actix_web::web::Bytes::copy_from_slice(c)))
+                .collect();
+            request
+                .send_stream(futures_util::stream::iter(chunks))
+                .await
+        }
     };
     let mut res = sent.map_err(|e| e.to_string())?;
     let bytes = res
@@ -298,4 +312,15 @@ pub fn masked(secret: &str) -> String {
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 2..].iter().collect();
     format!("{head}…{tail} ({} chars)", chars.len())
+}
+
+/// The documented operations: `(METHOD, path template, operation)`.
+pub fn operations(openapi: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in openapi["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            ops.push((method.to_uppercase(), path.clone(), op.clone()));
+        }
+    }
+    ops
 }
