@@ -6,6 +6,7 @@
 mod internals;
 mod logs;
 mod tenants;
+mod timing;
 mod users;
 
 use crate::helpers::{assert_no_secrets, Response, TestApp};
