@@ -264,6 +264,19 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Polls until at least `n` events of a type are recorded (some are
+    /// recorded after the answer); returns the count.
+    pub async fn count_events_eventually(&self, event_type: &str, n: i64) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = self.count_events(event_type).await;
+            if count >= n || std::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls a log page until it holds at least `n` items: the commit-safe feed
     /// shows an event once every transaction older than it has ended, which
     /// other tests' transactions on the same server can delay briefly.
