@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scans a vouch JSON-lines log (e.g. the one a test run writes with
-# VOUCH_TEST_LOG=FILE) for plaintext secrets: API keys, refresh tokens, access
-# tokens (JWTs) and every password the integration tests in tests/api/ use.
+# VOUCH_TEST_LOG=FILE) for secrets: API keys, refresh tokens, access tokens
+# (JWTs), argon2 password hashes and every password the integration tests in
+# tests/api/ use.
 #
 #   tests/scan_logs.sh FILE
 #
@@ -64,6 +65,7 @@ scan() { # kind extended-regex
 scan "API key" 'vk_[0-9A-Za-z]{49}'
 scan "refresh token" 'vrt_[0-9a-f]{32}_[0-9A-Za-z]{43}'
 scan "access token" 'eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*'
+scan "password hash" '\$argon2(id|i|d)\$[0-9A-Za-z+/=,$]*'
 
 if [ -s "$passwords" ]; then
   while IFS=: read -r line match; do
@@ -74,7 +76,7 @@ fi
 lines="$(wc -l <"$log" | tr -d ' ')"
 count="$(wc -l <"$passwords" | tr -d ' ')"
 if [ "$found" -ne 0 ]; then
-  echo "$log: plaintext secrets found (above) in $lines lines" >&2
+  echo "$log: secrets found (above) in $lines lines" >&2
   exit 1
 fi
-echo "$log: $lines lines, no API key, refresh token, access token or any of $count test passwords"
+echo "$log: $lines lines, no API key, refresh token, access token, password hash or any of $count test passwords"

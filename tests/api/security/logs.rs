@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-/// The shapes of vouch's secrets, found anywhere in `text`: `(kind, line, secret)`.
+/// The shapes of vouch's secrets and password hashes, found anywhere in
+/// `text`: `(kind, line, secret)`.
 pub fn secret_shapes(text: &str) -> Vec<(&'static str, usize, String)> {
     let alnum = |b: u8| b.is_ascii_alphanumeric();
     let b64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
@@ -34,6 +35,10 @@ pub fn secret_shapes(text: &str) -> Vec<(&'static str, usize, String)> {
             if hex == 32 && bytes.get(tail) == Some(&b'_') && run(tail + 1, &alnum) >= 43 {
                 found.push(("refresh token", n + 1, line[at..tail + 44].to_owned()));
             }
+        }
+        for (at, _) in line.match_indices("$argon2") {
+            let end = at + run(at + 1, &|b| b64url(b) || b"$=,+/".contains(&b)) + 1;
+            found.push(("password hash", n + 1, line[at..end].to_owned()));
         }
         for (at, _) in line.match_indices("eyJ") {
             let first = run(at, &b64url);
@@ -302,6 +307,10 @@ fn the_log_scanner_finds_each_kind_of_secret() {
         ("refresh token", refresh),
         ("access token", jwt),
         ("test password", PASSWORD.to_owned()),
+        (
+            "password hash",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+        ),
     ] {
         let leak = format!(r#"{{"level":"DEBUG","message":"oops","value":"{secret}"}}"#);
         let (code, text) = run("leak.jsonl", &[request.to_owned(), leak]);
