@@ -4,8 +4,9 @@
 //!
 //! The subscriber is the process-global one: actix workers, the blocking pool
 //! and spawned tasks all run on threads of their own, which a thread-local
-//! (`with_default`) subscriber would not see. `VOUCH_LOG` filters as it does for
-//! `vouch serve`; the default is everything of vouch and `info` of the rest.
+//! (`with_default`) subscriber would not see. Filter and format are vouch's own
+//! (`telemetry::filter`, `telemetry::json_layer`): `VOUCH_LOG` filters as it
+//! does for `vouch serve`; the default is everything of vouch and `info` of the rest.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,7 +14,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// The filter when `VOUCH_LOG` is not set: the most verbose for vouch.
 pub const DEFAULT_FILTER: &str = "info,vouch=trace";
@@ -42,10 +42,9 @@ pub fn install() {
             Mutex::new(file)
         });
         FILE.get_or_init(|| file);
-        let filter =
-            EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        let spec = std::env::var("VOUCH_LOG").unwrap_or_else(|_| DEFAULT_FILTER.into());
         let installed = tracing_subscriber::registry()
-            .with(filter)
+            .with(vouch::telemetry::filter(&spec))
             .with(vouch::telemetry::json_layer(Sink))
             .try_init()
             .is_ok();
