@@ -128,6 +128,21 @@ impl Inspector {
         self.requests += 1;
         *self.statuses.entry(res.status).or_default() += 1;
         let mut find = |why: String| self.findings.push(format!("{what}: {why}"));
+        // Every error is API.md's body with the response's request id (a HEAD
+        // answer has no body to carry it).
+        let request_id = res.headers.get("x-request-id").map(|v| v.as_bytes());
+        let head = what.starts_with("HEAD ");
+        if request_id.is_none() {
+            find(format!("{} without X-Request-Id", res.status));
+        } else if res.status >= 400 && !head {
+            let body_id = res.body["request_id"].as_str().map(str::as_bytes);
+            if res.body["error"]["code"].as_str().is_none() || body_id != request_id {
+                find(format!(
+                    "{} without the error body: {}",
+                    res.status, res.text
+                ));
+            }
+        }
         for (name, value) in res.headers.iter() {
             let value = String::from_utf8_lossy(value.as_bytes()).to_lowercase();
             if REVEALING_HEADERS.contains(&name.as_str()) {
