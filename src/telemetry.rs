@@ -1,23 +1,112 @@
 //! One tracing subscriber for the process: JSON lines by default.
 
-use tracing_subscriber::EnvFilter;
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// vouch's log line format: one JSON object per event, its fields at the top
+/// level, with the current span (request id, method, path) attached.
+pub fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_writer(writer)
+}
+
+/// tokio-postgres logs every statement's parameters at debug: password and key
+/// hashes, emails, client addresses. Those lines stay off whatever the filter asks.
+const STATEMENT_PARAMETERS_OFF: &str = "tokio_postgres::query=info";
+
+/// The filter of a `VOUCH_LOG` value (`info` if it does not parse), with the
+/// lines that would carry secrets always off.
+pub fn filter(spec: &str) -> EnvFilter {
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    match STATEMENT_PARAMETERS_OFF.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
 
 /// Installs the global subscriber. `VOUCH_LOG` filters (default `info`);
 /// `VOUCH_LOG_FORMAT=pretty` prints human-readable lines instead of JSON.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = filter(&std::env::var("VOUCH_LOG").unwrap_or_else(|_| "info".into()));
     let pretty = std::env::var("VOUCH_LOG_FORMAT").is_ok_and(|v| v == "pretty");
     // A second init (tests) keeps the first subscriber.
-    let _ = if pretty {
-        builder.try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+    let _installed = if pretty {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
             .try_init()
+            .is_ok()
+    } else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(json_layer(std::io::stderr))
+            .try_init()
+            .is_ok()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(spec: &str) -> String {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(filter(spec))
+            .with(json_layer(move || sink.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "tokio_postgres::query", "parameters: [\"$argon2id$...\"]");
+            tracing::debug!(target: "tokio_postgres::prepare", "preparing a statement");
+            tracing::debug!("a line of vouch");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn statement_parameters_are_never_logged() {
+        for spec in [
+            "debug",
+            "trace",
+            "tokio_postgres=debug",
+            "tokio_postgres::query=trace",
+        ] {
+            let text = logged(spec);
+            assert!(!text.contains("argon2"), "{spec}: {text}");
+        }
+        let text = logged("debug");
+        assert!(text.contains("preparing a statement"), "{text}");
+        assert!(text.contains("a line of vouch"), "{text}");
+        assert!(
+            logged("not a filter=").is_empty(),
+            "a bad filter falls back to info"
+        );
+    }
 }

@@ -90,10 +90,7 @@ impl App {
                     } else {
                         "wrong_password"
                     };
-                    let command = UserCommand::RecordLoginFailure {
-                        reason: reason.into(),
-                    };
-                    self.execute::<User>(ctx, user.id, None, &command).await?;
+                    self.record_login_failure(ctx, user.id, reason);
                 }
                 return Err(AppError::InvalidCredentials);
             }
@@ -118,6 +115,23 @@ impl App {
             session_id,
             user,
         })
+    }
+
+    /// Records a known user's failed sign-in without the answer waiting for
+    /// it: an answer that waited for the append took longer for a registered
+    /// email than for an unknown one, which has nothing to record. The
+    /// throttle has counted the failure already.
+    fn record_login_failure(&self, ctx: &Ctx, user_id: Uuid, reason: &str) {
+        let (app, ctx) = (self.clone(), ctx.clone());
+        let command = UserCommand::RecordLoginFailure {
+            reason: reason.into(),
+        };
+        // Sign-in runs in a handler, on an actix worker.
+        actix_web::rt::spawn(async move {
+            if let Err(e) = app.execute::<User>(&ctx, user_id, None, &command).await {
+                tracing::warn!(error = %e, user_id = %user_id, "recording a failed sign-in failed");
+            }
+        });
     }
 
     /// Exchanges a refresh token for new tokens. A replaced token revokes the session.

@@ -42,7 +42,8 @@ impl RefreshToken {
 
     /// Checks the shape of a presented token.
     pub fn parse(raw: &str) -> Result<Self, MalformedToken> {
-        if raw.len() != LEN || !raw.starts_with(PREFIX) {
+        // ASCII only, so that the byte offsets below fall between characters.
+        if raw.len() != LEN || !raw.is_ascii() || !raw.starts_with(PREFIX) {
             return Err(MalformedToken);
         }
         let rest = &raw[PREFIX.len()..];
@@ -99,6 +100,8 @@ mod tests {
             &good[..good.len() - 1],
             &good.replace("vrt_", "vrx_"),
             &format!("{}!", &good[..good.len() - 1]),
+            // The right length in bytes, with a character across the split.
+            &format!("vrt_{}é{}", "a".repeat(31), "b".repeat(43)),
         ] {
             assert!(RefreshToken::parse(bad).is_err(), "{bad:?}");
         }

@@ -57,8 +57,14 @@ pub(crate) async fn read_body(
 /// 422 naming the offending field (its path, such as `scopes[1]`) otherwise.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     use serde_json::error::Category;
-    let syntax =
-        |e: &serde_json::Error| ApiError::InvalidJson(format!("body is not valid JSON: {e}"));
+    let syntax = |e: &serde_json::Error| {
+        ApiError::InvalidJson(format!(
+            "body is not valid JSON: {} (line {}, column {})",
+            plain_message(e),
+            e.line(),
+            e.column()
+        ))
+    };
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -66,7 +72,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             Category::Syntax | Category::Eof | Category::Io => syntax(&inner),
             Category::Data => {
-                let message = inner.to_string();
+                let message = plain_message(&inner);
                 ApiError::Validation {
                     field: Some(field_of(&path, &message)),
                     message,
@@ -76,6 +82,29 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| syntax(&e))?;
     Ok(value)
+}
+
+/// serde's message in the API's words: without serde's position suffix, and
+/// with what was expected named as JSON names it, not as the Rust type behind
+/// it (`struct CreateUser`, `i64`).
+fn plain_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = full.strip_suffix(&position).unwrap_or(&full);
+    let Some(at) = message.rfind("expected ") else {
+        return message.to_owned();
+    };
+    let (head, expected) = message.split_at(at + "expected ".len());
+    let plain = match expected.split_whitespace().next() {
+        Some("struct") => "an object",
+        Some(
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+            | "usize",
+        ) => "an integer",
+        Some("f32" | "f64") => "a number",
+        _ => return message.to_owned(),
+    };
+    format!("{head}{plain}")
 }
 
 /// The field a data error is about: its path, and for a missing field
@@ -257,6 +286,45 @@ mod tests {
             field(r#"{"name": "a", "admin": true}"#).as_deref(),
             Some("admin")
         );
+    }
+
+    fn message(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation { message, .. } | ApiError::InvalidJson(message)) => message,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_name_json_types_and_no_rust_ones() {
+        assert_eq!(message("[]"), "invalid length 0, expected an object");
+        assert_eq!(
+            message("5"),
+            "invalid type: integer `5`, expected an object"
+        );
+        assert_eq!(
+            message(r#"{"name": 5}"#),
+            "invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            message(r#"{"name": "a", "admin": 1}"#),
+            "unknown field `admin`, expected `name` or `scopes`"
+        );
+        assert_eq!(
+            message(r#"{"name": "#),
+            "body is not valid JSON: EOF while parsing a value (line 1, column 9)"
+        );
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Counted {
+            n: i64,
+        }
+        match parse_json::<Counted>(br#"{"n": "x"}"#) {
+            Err(ApiError::Validation { message, .. }) => {
+                assert_eq!(message, r#"invalid type: string "x", expected an integer"#)
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

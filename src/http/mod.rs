@@ -21,10 +21,14 @@ use error::ApiError;
 
 /// Registers every route. One hop from here to each handler.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::QueryConfig::default()
-            .error_handler(|e, _| ApiError::validation("query", e.to_string()).into()),
-    )
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        // The parser's own message, without actix's prefix.
+        let message = match e {
+            actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+            _ => "bad query parameters".to_owned(),
+        };
+        ApiError::validation("query", message).into()
+    }))
     .app_data(web::PathConfig::default().error_handler(|_, req| unrouted(req).into()))
     .route("/v1/introspect", post().to(sessions::introspect))
     .route("/v1/keys/verify", post().to(keys::verify_key))

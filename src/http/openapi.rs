@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 /// Every route of the API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "vouch", description = "Event-sourced authentication service"),
+    // The version of the API this document describes, not of the build serving it.
+    info(title = "vouch", version = "1", description = "Event-sourced authentication service"),
     paths(
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
         users::create_user, users::get_user, users::update_user, users::disable_user, users::enable_user,

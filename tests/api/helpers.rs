@@ -27,6 +27,8 @@ pub struct Response {
 }
 
 pub fn fresh_database_url() -> String {
+    // Every test starts here or in `spawn_instance`: the log is on from the first.
+    crate::log_capture::install();
     format!("{PG}/vouch_test_{}", Uuid::new_v4().simple())
 }
 
@@ -62,7 +64,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// Secrets must never leave the service except the one plaintext key of a create.
-fn assert_no_secrets(text: &str) {
+pub fn assert_no_secrets(text: &str) {
     assert!(!text.contains("$argon2"), "a password hash leaked: {text}");
     for field in ["password_hash", "key_hash", "refresh_token_hash"] {
         let needle = format!("\"{field}\":\"");
@@ -79,6 +81,7 @@ fn assert_no_secrets(text: &str) {
 
 /// Another instance on the same database.
 pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    crate::log_capture::install();
     let mut settings = Settings::for_database(&of.database_url);
     adjust(&mut settings);
     let application = Application::build(settings)
@@ -261,6 +264,19 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Polls until at least `n` events of a type are recorded (some are
+    /// recorded after the answer); returns the count.
+    pub async fn count_events_eventually(&self, event_type: &str, n: i64) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = self.count_events(event_type).await;
+            if count >= n || std::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls a log page until it holds at least `n` items: the commit-safe feed
     /// shows an event once every transaction older than it has ended, which
     /// other tests' transactions on the same server can delay briefly.

@@ -40,7 +40,7 @@ async fn wrong_password_unknown_email_and_disabled_user_get_the_same_answer() {
         assert_eq!(res.body["error"], wrong.body["error"]);
     }
     assert_eq!(
-        app.count_events("user.login_failed").await,
+        app.count_events_eventually("user.login_failed", 2).await,
         2,
         "failures of an existing user are recorded"
     );
@@ -298,7 +298,7 @@ async fn failures_per_email_are_throttled_even_for_the_right_password() {
         .unwrap();
     assert!((1..=901).contains(&retry), "{retry}");
     assert_eq!(
-        app.count_events("user.login_failed").await,
+        app.count_events_eventually("user.login_failed", 3).await,
         3,
         "throttled attempts record nothing"
     );

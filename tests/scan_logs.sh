@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Scans a vouch JSON-lines log (e.g. the one a test run writes with
+# VOUCH_TEST_LOG=FILE) for secrets: API keys, refresh tokens, access tokens
+# (JWTs), argon2 password hashes and every password the integration tests in
+# tests/api/ use.
+#
+#   tests/scan_logs.sh FILE
+#
+# Exit 0: clean. Exit 1: secrets found; their lines are listed with the secret
+# masked. Exit 2: no usable log (missing, empty, or without a single request
+# line: a run that logged nothing proves nothing).
+set -euo pipefail
+
+tests_dir="$(cd "$(dirname "$0")" && pwd)"
+log="${1:-}"
+if [ -z "$log" ] || [ "$#" -ne 1 ]; then
+  echo "usage: $0 LOG_FILE" >&2
+  exit 2
+fi
+if [ ! -s "$log" ]; then
+  echo "$log: missing or empty" >&2
+  exit 2
+fi
+if ! grep -q '"message":"request"' "$log"; then
+  echo "$log: no request lines; was the test log on (VOUCH_TEST_LOG)?" >&2
+  exit 2
+fi
+
+# Passwords of the tests: literals in password fields and constants, and the
+# password argument of sign_in. A literal's `{…}` placeholders split it into
+# fixed parts. Parts under 8 characters and common passwords (which vouch
+# refuses, so no account has them, and which are words like "password") are
+# left out.
+common="$tests_dir/../src/auth/common_passwords.txt"
+passwords="$(mktemp)"
+trap 'rm -f "$passwords"' EXIT
+{
+  grep -ohE '"(current_|new_)?password"[[:space:]]*:[[:space:]]*(format!\()?"[^"]*"' "$tests_dir"/api/*.rs || true
+  grep -ohE '[A-Za-z0-9_]*([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]|[Pp]assphrase)[A-Za-z0-9_]*[[:space:]]*(:[[:space:]]*&(.static[[:space:]]+)?str)?[[:space:]]*=[[:space:]]*"[^"]*"' "$tests_dir"/api/*.rs || true
+  grep -ohE 'sign_in\([^,()]*,[[:space:]]*"[^"]*"' "$tests_dir"/api/*.rs || true
+} | sed -E 's/.*"([^"]*)"$/\1/' |
+  sed -E 's/\{[^}]*\}/\n/g' |
+  awk 'length($0) >= 8' |
+  sort -u |
+  while IFS= read -r candidate; do
+    if ! grep -qixF -- "$candidate" "$common" 2>/dev/null; then
+      printf '%s\n' "$candidate"
+    fi
+  done >"$passwords"
+
+found=0
+report() { # kind line secret
+  local secret="$3"
+  printf '%s:%s: %s %s… (%d characters)\n' "$log" "$2" "$1" "${secret:0:6}" "${#secret}"
+  found=1
+}
+
+scan() { # kind extended-regex
+  local line secret
+  while IFS=: read -r line secret; do
+    report "$1" "$line" "$secret"
+  done < <(grep -noE "$2" "$log" || true)
+}
+
+scan "API key" 'vk_[0-9A-Za-z]{49}'
+scan "refresh token" 'vrt_[0-9a-f]{32}_[0-9A-Za-z]{43}'
+scan "access token" 'eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*'
+scan "password hash" '\$argon2(id|i|d)\$[0-9A-Za-z+/=,$]*'
+
+if [ -s "$passwords" ]; then
+  while IFS=: read -r line match; do
+    report "test password" "$line" "$match"
+  done < <(grep -noF -f "$passwords" "$log" || true)
+fi
+
+lines="$(wc -l <"$log" | tr -d ' ')"
+count="$(wc -l <"$passwords" | tr -d ' ')"
+if [ "$found" -ne 0 ]; then
+  echo "$log: secrets found (above) in $lines lines" >&2
+  exit 1
+fi
+echo "$log: $lines lines, no API key, refresh token, access token, password hash or any of $count test passwords"
