@@ -180,6 +180,21 @@ impl App {
         Ok(())
     }
 
+    /// Commits the request's claim on its own, for a refusal that a retry must
+    /// get again although it appended nothing with the request (a failed
+    /// sign-in, whose event is recorded apart). Nothing without a claim.
+    pub(crate) async fn commit_claim(&self, ctx: &super::Ctx) -> Result<(), AppError> {
+        let Some(claim) = ctx.idempotency.as_deref() else {
+            return Ok(());
+        };
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        self.write_claim(&tx, claim).await?;
+        tx.commit().await?;
+        claim.mark_committed();
+        Ok(())
+    }
+
     /// Forgets responses older than the retention.
     pub async fn prune_idempotency(&self) -> Result<u64, AppError> {
         let client = self.pool.get().await?;

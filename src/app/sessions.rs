@@ -92,6 +92,10 @@ impl App {
                     };
                     self.record_login_failure(ctx, user.id, reason);
                 }
+                // A retry under the same Idempotency-Key gets this refusal
+                // again instead of counting as another failure. Known and
+                // unknown emails both write it, so their timing stays alike.
+                self.commit_claim(ctx).await?;
                 return Err(AppError::InvalidCredentials);
             }
         };
@@ -122,7 +126,9 @@ impl App {
     /// email than for an unknown one, which has nothing to record. The
     /// throttle has counted the failure already.
     fn record_login_failure(&self, ctx: &Ctx, user_id: Uuid, reason: &str) {
-        let (app, ctx) = (self.clone(), ctx.clone());
+        let (app, mut ctx) = (self.clone(), ctx.clone());
+        // The request's claim is committed on its own (see `sign_in`).
+        ctx.idempotency = None;
         let command = UserCommand::RecordLoginFailure {
             reason: reason.into(),
         };

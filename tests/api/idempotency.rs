@@ -260,7 +260,17 @@ async fn a_failed_sign_in_is_replayed_without_another_failure() {
         again.body["request_id"],
         again.headers.get("x-request-id").unwrap().to_str().unwrap()
     );
+    assert_eq!(app.count_events_eventually("user.login_failed", 1).await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(app.count_events("user.login_failed").await, 1);
+
+    // An unknown email's refusal is kept the same way.
+    let unknown = json!({"email": "nobody@example.org", "password": "not the password"});
+    let first = send(&app, "/v1/sessions", None, "unknown", unknown.clone()).await;
+    assert_error(&first, 401, "invalid_credentials");
+    let again = send(&app, "/v1/sessions", None, "unknown", unknown).await;
+    assert_error(&again, 401, "invalid_credentials");
+    assert!(replayed(&again));
 }
 
 #[actix_web::test]
