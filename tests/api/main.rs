@@ -11,6 +11,7 @@ mod bus;
 mod cache;
 mod concurrency;
 mod events;
+mod fuzz_regressions;
 mod helpers;
 mod keys;
 mod log_order;
