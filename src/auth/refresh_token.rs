@@ -46,7 +46,8 @@ impl RefreshToken {
             return Err(MalformedToken);
         }
         let rest = &raw[PREFIX.len()..];
-        let (session, secret) = rest.split_at(32);
+        // The length is in bytes: a multi-byte character may straddle the split.
+        let (session, secret) = rest.split_at_checked(32).ok_or(MalformedToken)?;
         let secret = secret.strip_prefix('_').ok_or(MalformedToken)?;
         if !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(MalformedToken);
@@ -99,6 +100,7 @@ mod tests {
             &good[..good.len() - 1],
             &good.replace("vrt_", "vrx_"),
             &format!("{}!", &good[..good.len() - 1]),
+            &format!("vrt_{}\u{e9}{}", "a".repeat(31), "a".repeat(43)),
         ] {
             assert!(RefreshToken::parse(bad).is_err(), "{bad:?}");
         }
