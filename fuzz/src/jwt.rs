@@ -48,7 +48,7 @@ const ORDER: [u8; 32] = [
 /// Runs one input.
 pub fn check(data: &[u8]) {
     let mut input = Input::new(data);
-    if input.byte() % 2 == 0 {
+    if input.byte().is_multiple_of(2) {
         let text = String::from_utf8_lossy(input.rest());
         if let Ok(claims) = verify(&text, KID) {
             assert_sound(&text, KID, &claims);
@@ -273,7 +273,7 @@ fn mutate(forge: &mut Forge, input: &mut Input<'_>, kid: &str, claims: &Claims) 
             let index = usize::from(input.byte()) % 3;
             let parts = forge.segments();
             if let Ok(bytes) = URL_SAFE_NO_PAD.decode(&parts[index]) {
-                let encoded = if input.byte() % 2 == 0 {
+                let encoded = if input.byte().is_multiple_of(2) {
                     STANDARD.encode(bytes)
                 } else {
                     URL_SAFE.encode(bytes)
@@ -289,13 +289,13 @@ fn mutate(forge: &mut Forge, input: &mut Input<'_>, kid: &str, claims: &Claims) 
 }
 
 fn mutated(input: &mut Input<'_>) {
-    let kid = if input.byte() % 4 == 0 {
+    let kid = if input.byte().is_multiple_of(4) {
         String::from_utf8_lossy(input.bytes()).into_owned()
     } else {
         KID.to_owned()
     };
     let claims = claims_from(input);
-    let trusted = input.byte() % 8 != 0;
+    let trusted = !input.byte().is_multiple_of(8);
     let signer: &SigningKey = if trusted { &TRUSTED } else { &ATTACKER };
     let token = jwt::sign(&claims, &kid, signer);
     let mut forge = Forge {
