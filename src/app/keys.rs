@@ -164,8 +164,12 @@ impl App {
         let new_id = self.clock.new_id();
         self.retrying(async || {
             let now = self.clock.now();
-            // The new key keeps the old one's lifetime, counted from now.
-            let expires_at = old.expires_at.map(|at| now + (at - old.created_at));
+            // The new key keeps the old one's lifetime, counted from now; a
+            // lifetime that reaches past the last representable time ends there.
+            let expires_at = old.expires_at.map(|at| {
+                now.checked_add_signed(at - old.created_at)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            });
             let client = self.pool.get().await?;
             let current = self.load::<ApiKey>(&client, key_id).await?;
             drop(client);

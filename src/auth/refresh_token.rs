@@ -47,7 +47,8 @@ impl RefreshToken {
             return Err(MalformedToken);
         }
         let rest = &raw[PREFIX.len()..];
-        let (session, secret) = rest.split_at(32);
+        // The length is in bytes: a multi-byte character may straddle the split.
+        let (session, secret) = rest.split_at_checked(32).ok_or(MalformedToken)?;
         let secret = secret.strip_prefix('_').ok_or(MalformedToken)?;
         if !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(MalformedToken);
@@ -102,6 +103,7 @@ mod tests {
             &format!("{}!", &good[..good.len() - 1]),
             // The right length in bytes, with a character across the split.
             &format!("vrt_{}é{}", "a".repeat(31), "b".repeat(43)),
+            &format!("vrt_{}\u{e9}{}", "a".repeat(31), "a".repeat(43)),
         ] {
             assert!(RefreshToken::parse(bad).is_err(), "{bad:?}");
         }

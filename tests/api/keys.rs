@@ -373,3 +373,27 @@ async fn rotation_replaces_a_key_with_grace() {
         "conflict",
     );
 }
+
+#[actix_web::test]
+async fn a_key_expiring_at_the_end_of_time_can_be_rotated() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme", None).await;
+    let oid = id(&org);
+    let res = app
+        .post(
+            &format!("/v1/orgs/{oid}/keys"),
+            &app.admin_key,
+            json!({"name": "forever", "expires_at": "+262142-12-31T23:59:59.999999Z"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let kid = id(&res.body);
+    let res = app
+        .post(
+            &format!("/v1/orgs/{oid}/keys/{kid}/rotate"),
+            &app.admin_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}

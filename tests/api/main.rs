@@ -12,6 +12,7 @@ mod cache;
 mod concurrency;
 mod events;
 mod faults;
+mod fuzz_regressions;
 mod helpers;
 mod idempotency;
 mod instances;

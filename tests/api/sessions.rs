@@ -62,6 +62,26 @@ async fn wrong_password_unknown_email_and_disabled_user_get_the_same_answer() {
 }
 
 #[actix_web::test]
+async fn a_refresh_token_with_a_character_across_the_session_id_end_is_refused() {
+    let app = spawn_app().await;
+    // 80 bytes like a token, but where the 32-digit session id should end
+    // (32 bytes after `vrt_`) is inside a two-byte character.
+    let token = format!("vrt_{}\u{e9}{}", "a".repeat(31), "a".repeat(43));
+    assert_eq!(token.len(), 80);
+    for _ in 0..2 {
+        let res = app
+            .request(
+                "POST",
+                "/v1/sessions/refresh",
+                None,
+                Some(json!({"refresh_token": token})),
+            )
+            .await;
+        assert_error(&res, 401, "unauthenticated");
+    }
+}
+
+#[actix_web::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     let app = spawn_app().await;
     let (_, access, first) = app.user_session("ada@example.org").await;
