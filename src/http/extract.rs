@@ -74,7 +74,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             Category::Data => {
                 let message = plain_message(&inner);
                 ApiError::Validation {
-                    field: Some(field_of(&path, &message)),
+                    // The body as a whole (not an object, say) names no field.
+                    field: Some(field_of(&path, &message)).filter(|f| !f.is_empty()),
                     message,
                 }
             }
@@ -325,6 +326,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_names_no_field() {
+        assert_eq!(field(r#""abc""#), None);
+        assert_eq!(field("[]"), None);
     }
 
     #[test]
