@@ -306,6 +306,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let e = vouch::telemetry::error_chain(e.as_ref());
             tracing::error!(error = %e, "vouch stopped with an error");
             eprintln!("vouch: {e}");
             ExitCode::FAILURE

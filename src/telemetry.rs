@@ -56,6 +56,20 @@ pub fn init() {
     };
 }
 
+/// An error and its causes, outermost first, joined by `": "`: what a log line
+/// needs when an error's own message is generic (a database error displays
+/// as "database"; the server's message is in its source).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +122,15 @@ mod tests {
             logged("not a filter=").is_empty(),
             "a bad filter falls back to info"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let e = Outer(std::io::Error::other("duplicate key value"));
+        assert_eq!(error_chain(&e), "database: duplicate key value");
     }
 }

@@ -14,16 +14,16 @@ pub fn spawn(app: App) {
         loop {
             tick.tick().await;
             if let Err(e) = app.retire_expired_signing_keys().await {
-                tracing::warn!(error = %e, "retiring signing keys failed");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "retiring signing keys failed");
             }
             if let Err(e) = app.reload_keys().await {
-                tracing::warn!(error = %e, "reloading signing keys failed");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "reloading signing keys failed");
             }
             if let Err(e) = app.prune_attempts().await {
-                tracing::warn!(error = %e, "pruning sign-in attempts failed");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "pruning sign-in attempts failed");
             }
             if let Err(e) = app.prune_idempotency().await {
-                tracing::warn!(error = %e, "pruning idempotency records failed");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "pruning idempotency records failed");
             }
         }
     });

@@ -191,7 +191,7 @@ pub async fn run(pool: Pool, database_url: String, key: AuditKey, policy: Checkp
                 tracing::info!("chainer: leader");
                 loop {
                     if let Err(e) = chain_pending(&pool, &key, policy).await {
-                        tracing::warn!(error = %e, "chainer: retrying");
+                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "chainer: retrying");
                     }
                     tokio::select! {
                         n = leadership.notifications.recv() => if n.is_none() { break },

@@ -103,7 +103,7 @@ async fn lead(
             Err(RelayError::LeadershipLost) => return,
             Err(e) => {
                 status.connected.store(false, Ordering::SeqCst);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay: retrying");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in_ms = backoff.as_millis() as u64, "relay: retrying");
                 // Keep draining notifications while waiting; stop if the lock is gone.
                 let wait = tokio::time::sleep(backoff);
                 tokio::pin!(wait);
