@@ -272,6 +272,24 @@ pub async fn read_log(
     rows.iter().map(recorded_from_row).collect()
 }
 
+/// The last event in commit-safe order, if the log has any.
+pub async fn find_log_end(client: &impl GenericClient) -> Result<Option<LogPosition>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT transaction_id::text, position FROM auth_events \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(LogPosition {
+            transaction_id: parse_xid(r.try_get(0)?)?,
+            position: r.try_get(1)?,
+        })
+    })
+    .transpose()
+}
+
 pub(crate) fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position: r.try_get(0)?,
