@@ -6,7 +6,7 @@ use super::canonical::{audit_form, canonical};
 use super::chainer::{chain_pending, find_head, CheckpointPolicy, CHAIN_LOCK};
 use super::key::AuditKey;
 use crate::auth::api_key::hex;
-use crate::store::events::{recorded_from_row, LogPosition};
+use crate::store::events::{find_log_end, recorded_from_row};
 use crate::store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -79,20 +79,8 @@ pub async fn catch_up(
     let client = pool.get().await?;
     // As in replay: plans must not depend on autovacuum having seen a bulk load.
     client.batch_execute("ANALYZE auth_events").await?;
-    let end = client
-        .query_opt(
-            "SELECT transaction_id::text, position FROM auth_events \
-             ORDER BY transaction_id DESC, position DESC LIMIT 1",
-            &[],
-        )
-        .await?;
-    let Some(end) = end else { return Ok(()) };
-    let txid: String = end.try_get(0)?;
-    let end = LogPosition {
-        transaction_id: txid
-            .parse()
-            .map_err(|_| StoreError::Decode("transaction id".into()))?,
-        position: end.try_get(1)?,
+    let Some(end) = find_log_end(&client).await? else {
+        return Ok(());
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

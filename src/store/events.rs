@@ -241,6 +241,9 @@ pub async fn read_log(
     };
     let filters =
         "AND ($5::text IS NULL OR event_type = $5) AND ($6::uuid IS NULL OR stream_id = $6)";
+    // The outer ORDER BY names `e.transaction_id`: a bare `transaction_id`
+    // would be the output column `transaction_id::text`, and text puts
+    // "1000001" before "999997".
     // `(transaction_id, position) > (a, b)` split in two index ranges: the planner
     // costs a row comparison by its first column alone and, when one transaction
     // wrote many rows (a bulk import), would scan and sort the whole table.
@@ -253,7 +256,7 @@ pub async fn read_log(
            (SELECT * FROM auth_events \
              WHERE {tenant} transaction_id > $1::text::xid8 {bound} {filters} \
              ORDER BY transaction_id, position LIMIT $3) \
-         ) e ORDER BY transaction_id, position LIMIT $3"
+         ) e ORDER BY e.transaction_id, e.position LIMIT $3"
     );
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client
@@ -270,6 +273,25 @@ pub async fn read_log(
         )
         .await?;
     rows.iter().map(recorded_from_row).collect()
+}
+
+/// The last event in commit-safe order, if the log has any.
+pub async fn find_log_end(client: &impl GenericClient) -> Result<Option<LogPosition>, StoreError> {
+    let row = client
+        .query_opt(
+            // Qualified: ordered by the xid8 column, not by its text output.
+            "SELECT e.transaction_id::text, e.position FROM auth_events e \
+             ORDER BY e.transaction_id DESC, e.position DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(LogPosition {
+            transaction_id: parse_xid(r.try_get(0)?)?,
+            position: r.try_get(1)?,
+        })
+    })
+    .transpose()
 }
 
 pub(crate) fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {

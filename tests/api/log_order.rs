@@ -106,3 +106,135 @@ async fn a_paging_reader_sees_every_event_exactly_once_while_writers_commit_late
         "the tailing reader skipped or reordered events"
     );
 }
+
+/// Events written by transactions whose ids have fewer digits than the
+/// service's own (99, 100, 9999 against seven digits and more): transaction
+/// ids of long-finished transactions, below every reader's bound.
+async fn events_of_old_transactions(app: &TestApp) -> Vec<String> {
+    let db = app.db().await;
+    for txid in ["9999", "99", "100"] {
+        db.execute(
+            "INSERT INTO auth_events (transaction_id, event_id, stream_type, stream_id, version, event_type, data, metadata) \
+             VALUES ($1::text::xid8, $2, 'test', $3, 1, 'test.old', '{}', '{}')",
+            &[&txid, &Uuid::new_v4(), &Uuid::new_v4()],
+        )
+        .await
+        .unwrap();
+    }
+    // Commit-safe order, computed on the column itself.
+    db.query(
+        "SELECT event_id::text FROM auth_events ORDER BY transaction_id, position",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[actix_web::test]
+async fn transaction_ids_are_ordered_as_numbers_not_as_text() {
+    let app = spawn_app().await;
+    app.create_org("acme", None).await;
+    let expected = events_of_old_transactions(&app).await;
+    assert!(expected.len() >= 7, "{expected:?}");
+
+    // The feed shows an event once every older transaction on the server ended.
+    let page = app
+        .events_eventually("/v1/events?limit=1000", &app.admin_key, expected.len())
+        .await;
+    let ids: Vec<String> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "one page of the feed is in commit-safe order"
+    );
+    assert_eq!(
+        read_all(&app, expected.len()).await,
+        expected,
+        "a paging reader sees every event once, in order"
+    );
+
+    let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
+    let end = vouch::store::events::find_log_end(&pool.get().await.unwrap())
+        .await
+        .unwrap();
+    let last: (String, i64) = {
+        let row = app
+            .db()
+            .await
+            .query_one(
+                "SELECT max(transaction_id)::text, max(position) FILTER \
+                   (WHERE transaction_id = (SELECT max(transaction_id) FROM auth_events)) \
+                 FROM auth_events",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let end = end.expect("a log with events has an end");
+    assert_eq!(
+        (end.transaction_id.to_string(), end.position),
+        last,
+        "the end of the log is its greatest transaction id"
+    );
+}
+
+#[actix_web::test]
+async fn the_chainer_links_transactions_of_every_length_in_order() {
+    let app = spawn_app().await;
+    let expected = events_of_old_transactions(&app).await;
+    let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
+    let key_file =
+        std::env::temp_dir().join(format!("vouch-{}-chain.key", Uuid::new_v4().simple()));
+    let key = vouch::audit::key::AuditKey::load_or_create(&key_file).unwrap();
+    let policy = vouch::audit::chainer::CheckpointPolicy {
+        every_events: 1000,
+        every: Duration::from_secs(10),
+    };
+    // Chains what is readable, as the chainer does on every commit, until
+    // `n` events are linked.
+    let chain_until = |n: usize| {
+        let (pool, key) = (&pool, &key);
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut linked = 0;
+            while linked < n && std::time::Instant::now() < deadline {
+                linked += vouch::audit::chainer::chain_pending(pool, key, policy)
+                    .await
+                    .expect("the chainer goes on after its head")
+                    as usize;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            linked
+        }
+    };
+    assert_eq!(chain_until(expected.len()).await, expected.len());
+    // A later event is chained after them.
+    app.create_org("acme", None).await;
+    assert_eq!(chain_until(1).await, 1, "the org.created of acme");
+    let chained: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT e.event_id::text FROM audit_chain c JOIN auth_events e USING (position) ORDER BY c.seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        &chained[..expected.len()],
+        &expected[..],
+        "chain order is commit-safe order"
+    );
+    let _ = std::fs::remove_file(key_file);
+}
