@@ -2,6 +2,7 @@
 
 use crate::app::AppError;
 use crate::domain::DomainError;
+use crate::telemetry::error_chain;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -278,17 +279,6 @@ fn status_parts(status: StatusCode) -> Parts {
         _ => ("bad_request", "bad request"),
     };
     (status, code, message.into(), None)
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 impl ResponseError for ApiError {
