@@ -179,6 +179,22 @@ impl App {
         })
     }
 
+    /// Whether `token` is the refresh token of a live session now: what an
+    /// earlier answer handed out may be handed out again only while it is.
+    pub async fn is_refresh_token_current(&self, token: &str) -> Result<bool, AppError> {
+        let Ok(token) = RefreshToken::parse(token) else {
+            return Ok(false);
+        };
+        let client = self.pool.get().await?;
+        Ok(queries::is_refresh_token_current(
+            &client,
+            token.session_id(),
+            &token.hash(),
+            self.clock.now(),
+        )
+        .await?)
+    }
+
     /// Authenticates an access token: signature, claims, and a live session.
     pub async fn authenticate_token(&self, token: &str) -> Result<Caller, AppError> {
         let claims = self.verify_jwt(token).await?;

@@ -61,6 +61,12 @@ impl ResponseSeal {
         mac(&self.fingerprint_key, b"request", parts)
     }
 
+    /// A keyed digest of a credential presented in a request body, naming
+    /// the idempotency scope of a caller without an `Authorization` header.
+    pub fn credential_digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        mac(&self.fingerprint_key, b"credential", parts)
+    }
+
     fn cipher(&self, binding: &[&[u8]]) -> ChaCha20Poly1305 {
         let key = mac(&self.seal_key, b"response", binding);
         ChaCha20Poly1305::new(Key::from_slice(&key))

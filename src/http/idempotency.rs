@@ -48,12 +48,38 @@ pub fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
     }
 }
 
-/// Whose key it is, and the caller's stable secret that also seals the
-/// response (an API key; a user's access tokens change, so users have none).
-/// `None` when the credential is not valid: the handler answers that.
-async fn caller_of(app: &App, req: &HttpRequest) -> Option<(String, Vec<u8>)> {
+/// Routes whose caller proves itself in the body, with the fields that carry
+/// the credential: an anonymous caller's scope is a digest of them.
+const CREDENTIAL_FIELDS: [(&str, &[&str]); 3] = [
+    ("/v1/sessions", &["email", "password"]),
+    ("/v1/sessions/refresh", &["refresh_token"]),
+    ("/v1/users", &["email", "password"]),
+];
+
+/// Routes whose answer hands out a session's tokens.
+const SESSION_ROUTES: [&str; 2] = ["/v1/sessions", "/v1/sessions/refresh"];
+
+/// Whose key it is (the scope), and the caller's stable secret that also
+/// seals the response. An API key is its own secret; a user's access tokens
+/// change, so users have none. A caller without a credential header is known
+/// only by what it presents in the body: its scope is a keyed digest of that
+/// credential (the email and password of a sign-in or sign-up, the refresh
+/// token of a refresh; the whole body elsewhere), so two anonymous clients
+/// that pick the same key never meet. `None` when the credential header is
+/// not valid: the handler answers that.
+async fn caller_of(
+    app: &App,
+    seal: &ResponseSeal,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Option<(String, Vec<u8>)> {
     match bearer(req) {
-        None => Some(("anonymous".into(), Vec::new())),
+        None => {
+            let credential = body_credential(req.path(), body);
+            let digest = seal.credential_digest(&[req.path().as_bytes(), &credential]);
+            let scope = format!("anonymous:{}", crate::auth::api_key::hex(&digest[..16]));
+            Some((scope, credential))
+        }
         Some(Err(_)) => None,
         Some(Ok(token)) => match authenticate(app, &token).await.ok()? {
             Caller::ApiKey { key_id, .. } => Some((format!("key:{key_id}"), token.into_bytes())),
@@ -61,6 +87,34 @@ async fn caller_of(app: &App, req: &HttpRequest) -> Option<(String, Vec<u8>)> {
             Caller::System | Caller::Anonymous => None,
         },
     }
+}
+
+/// The credential an anonymous request presents in its body, as bytes: its
+/// credential fields (length-prefixed, an email normalised) where the route
+/// has them and the body holds them, else the whole body.
+fn body_credential(path: &str, body: &[u8]) -> Vec<u8> {
+    let fields = CREDENTIAL_FIELDS
+        .iter()
+        .find(|(route, _)| *route == path)
+        .map(|(_, fields)| *fields);
+    let value = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let (Some(fields), Some(value)) = (fields, value) else {
+        return body.to_vec();
+    };
+    let mut out = Vec::new();
+    for field in fields {
+        let Some(text) = value.get(field).and_then(|v| v.as_str()) else {
+            return body.to_vec();
+        };
+        let text = match *field {
+            "email" => crate::domain::values::Email::parse(text)
+                .map_or_else(|_| text.to_owned(), |e| e.as_str().to_owned()),
+            _ => text.to_owned(),
+        };
+        out.extend_from_slice(&(text.len() as u64).to_be_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    out
 }
 
 fn declared_too_large(req: &ServiceRequest) -> bool {
@@ -94,17 +148,20 @@ pub async fn idempotency(
         Ok(key) => key,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let caller = caller_of(&app, req.request()).await;
-    let Some((scope, secret)) = caller.filter(|_| !declared_too_large(&req)) else {
-        // The handler refuses it (401, 413) without running anything.
+    if declared_too_large(&req) {
+        // The handler refuses it (413) without running anything.
         return Ok(next.call(req).await?.map_into_boxed_body());
-    };
+    }
     let payload = req.take_payload();
     let body = match read_body(req.request(), payload).await {
         Ok(body) => body.freeze(),
         Err(e) => return Ok(req.error_response(e)),
     };
     req.set_payload(Payload::from(body.clone()));
+    let Some((scope, secret)) = caller_of(&app, &seal, req.request(), &body).await else {
+        // The handler refuses it (401) without running anything.
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
     let target = req
         .uri()
         .path_and_query()
@@ -126,10 +183,20 @@ pub async fn idempotency(
     let claim = Arc::new(Claim::new(scope.clone(), key.clone(), fingerprint));
     match app.find_earlier(&claim).await {
         Ok(Earlier::Nothing) => {}
-        Ok(earlier) => {
-            let (http_req, _) = req.into_parts();
-            return Ok(answer(http_req, earlier, &seal, &binding));
-        }
+        Ok(earlier) => match is_stale(&app, req.path(), &earlier, &seal, &binding).await {
+            Ok(false) => {
+                let (http_req, _) = req.into_parts();
+                return Ok(answer(http_req, earlier, &seal, &binding));
+            }
+            // The refresh token presented was used, and what it was traded
+            // for is no longer current: the request runs as a reuse, which
+            // ends the session (no claim: nothing of it is kept).
+            Ok(true) if req.path() == "/v1/sessions/refresh" => {
+                return Ok(next.call(req).await?.map_into_boxed_body());
+            }
+            Ok(true) => return Ok(req.error_response(ApiError::IdempotencyLost)),
+            Err(e) => return Ok(req.error_response(ApiError::from(e))),
+        },
         Err(e) => return Ok(req.error_response(ApiError::from(e))),
     }
     let Some(_running) = app.in_flight().enter(&scope, &key) else {
@@ -144,6 +211,37 @@ pub async fn idempotency(
         return Ok(answer(http_req, earlier, &seal, &binding));
     }
     keep(res, &app, &claim, &seal, &binding).await
+}
+
+/// Whether an earlier answer that handed out a session's tokens no longer
+/// holds them live: the session ended, or its refresh token was rotated
+/// since. Such an answer is never handed out again.
+async fn is_stale(
+    app: &App,
+    path: &str,
+    earlier: &Earlier,
+    seal: &ResponseSeal,
+    binding: &[&[u8]],
+) -> Result<bool, AppError> {
+    let Earlier::Answered { sealed, .. } = earlier else {
+        return Ok(false);
+    };
+    if !SESSION_ROUTES.contains(&path) {
+        return Ok(false);
+    }
+    let stored = seal
+        .open(binding, sealed)
+        .and_then(|plain| serde_json::from_slice::<StoredResponse>(&plain).ok());
+    let token = stored
+        .filter(|s| StatusCode::from_u16(s.status).is_ok_and(|s| s.is_success()))
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s.body).ok())
+        .and_then(|body| body.get("refresh_token")?.as_str().map(str::to_owned));
+    match token {
+        Some(token) => Ok(!app.is_refresh_token_current(&token).await?),
+        // A refusal holds no tokens; a response that cannot be opened is
+        // answered as lost.
+        None => Ok(false),
+    }
 }
 
 fn lost_race(res: &ServiceResponse<BoxBody>) -> bool {

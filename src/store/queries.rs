@@ -374,6 +374,26 @@ pub async fn find_session(
     query_opt(c, &sql, &[&id], session_row).await
 }
 
+/// Whether `refresh_token_hash` is the current refresh token of a session
+/// that is neither revoked nor past its end.
+pub async fn is_refresh_token_current(
+    c: &impl GenericClient,
+    session_id: Uuid,
+    refresh_token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND refresh_token_hash = $2 \
+             AND revoked_at IS NULL AND expires_at > $3)",
+        )
+        .await?;
+    let row = c
+        .query_one(&stmt, &[&session_id, &refresh_token_hash, &now])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// A user's sessions that are neither revoked nor past their end, newest first.
 pub async fn find_active_sessions(
     c: &impl GenericClient,

@@ -379,3 +379,126 @@ async fn concurrent_duplicates_on_three_instances_create_one_key() {
     }
     assert_eq!(a.count_events("api_key.created").await, 1 + 3);
 }
+
+/// Refreshes without an `Idempotency-Key`; returns the 200 body.
+async fn refresh(app: &TestApp, token: &Value) -> Value {
+    let res = app
+        .request(
+            "POST",
+            "/v1/sessions/refresh",
+            None,
+            Some(json!({"refresh_token": token})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.body
+}
+
+#[actix_web::test]
+async fn a_captured_refresh_replayed_after_rotation_is_reuse_and_ends_the_session() {
+    let app = spawn_app().await;
+    app.create_user("captured@example.org").await;
+    let session = app.sign_in("captured@example.org", PASSWORD).await;
+    let captured = json!({"refresh_token": session.body["refresh_token"]});
+    let first = send(&app, "/v1/sessions/refresh", None, "k", captured.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    // The client goes on refreshing.
+    let second = refresh(&app, &first.body["refresh_token"]).await;
+    let third = refresh(&app, &second["refresh_token"]).await;
+    let live_token = third["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/v1/me", live_token).await.status, 200);
+
+    // The captured request, replayed with its key.
+    let replay = send(&app, "/v1/sessions/refresh", None, "k", captured).await;
+    assert_error(&replay, 401, "unauthenticated");
+    assert!(replay.body.get("access_token").is_none());
+    assert!(!replayed(&replay));
+    let revoked = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM auth_events WHERE event_type = 'session.revoked' \
+             AND data->>'reason' = 'refresh_reuse'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(revoked, 1);
+    assert_eq!(app.get("/v1/me", live_token).await.status, 401);
+}
+
+#[actix_web::test]
+async fn a_replayed_refresh_of_an_ended_session_is_refused() {
+    let app = spawn_app().await;
+    app.create_user("ended@example.org").await;
+    let session = app.sign_in("ended@example.org", PASSWORD).await;
+    let body = json!({"refresh_token": session.body["refresh_token"]});
+    let first = send(&app, "/v1/sessions/refresh", None, "k", body.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let token = first.body["access_token"].as_str().unwrap();
+    assert_eq!(app.delete("/v1/sessions/current", token).await.status, 204);
+    let replay = send(&app, "/v1/sessions/refresh", None, "k", body).await;
+    assert_error(&replay, 401, "unauthenticated");
+    assert!(replay.body.get("refresh_token").is_none());
+}
+
+#[actix_web::test]
+async fn a_replayed_sign_in_whose_session_ended_hands_out_no_tokens() {
+    let app = spawn_app().await;
+    app.create_user("signout@example.org").await;
+    let creds = json!({"email": "signout@example.org", "password": PASSWORD});
+    let first = send(&app, "/v1/sessions", None, "in", creds.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let token = first.body["access_token"].as_str().unwrap();
+    assert_eq!(app.delete("/v1/sessions/current", token).await.status, 204);
+    let replay = send(&app, "/v1/sessions", None, "in", creds).await;
+    assert_error(&replay, 409, "conflict");
+    assert!(replay.body.get("access_token").is_none());
+    assert_eq!(app.count_events("session.started").await, 1);
+}
+
+#[actix_web::test]
+async fn anonymous_clients_that_pick_the_same_key_never_meet() {
+    let app = spawn_app().await;
+    let ada = json!({"email": "ada@example.org", "password": PASSWORD});
+    let bob = json!({"email": "bob@example.org", "password": "another long passphrase"});
+    let a = send(&app, "/v1/users", None, "same", ada.clone()).await;
+    let b = send(&app, "/v1/users", None, "same", bob.clone()).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(b.status, 201, "{}", b.text);
+    assert!(!replayed(&b));
+    assert_ne!(a.body["id"], b.body["id"]);
+
+    let a = send(&app, "/v1/sessions", None, "same", ada).await;
+    let b = send(&app, "/v1/sessions", None, "same", bob).await;
+    assert_eq!((a.status, b.status), (201, 201), "{} {}", a.text, b.text);
+    assert!(!replayed(&b));
+    assert_eq!(a.body["user"]["email"], "ada@example.org");
+    assert_eq!(b.body["user"]["email"], "bob@example.org");
+    assert_ne!(a.body["refresh_token"], b.body["refresh_token"]);
+
+    let ra = json!({"refresh_token": a.body["refresh_token"]});
+    let rb = json!({"refresh_token": b.body["refresh_token"]});
+    let a = send(&app, "/v1/sessions/refresh", None, "same", ra).await;
+    let b = send(&app, "/v1/sessions/refresh", None, "same", rb).await;
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
+    assert!(!replayed(&b));
+    assert_eq!(b.body["user"]["email"], "bob@example.org");
+    assert_eq!(app.count_events("session.refreshed").await, 2);
+}
+
+#[actix_web::test]
+async fn a_sign_in_replay_needs_the_same_credential() {
+    let app = spawn_app().await;
+    app.create_user("cred@example.org").await;
+    let good = json!({"email": "cred@example.org", "password": PASSWORD});
+    let first = send(&app, "/v1/sessions", None, "k", good).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    // Another password under the same key is another caller: its own refusal.
+    let wrong = json!({"email": "cred@example.org", "password": "not the password"});
+    let other = send(&app, "/v1/sessions", None, "k", wrong).await;
+    assert_error(&other, 401, "invalid_credentials");
+    assert!(!replayed(&other));
+    assert!(other.body.get("access_token").is_none());
+}
