@@ -75,12 +75,34 @@ impl App {
         changes: &[StreamChange],
     ) -> Result<Vec<RecordedEvent>, AppError> {
         let mut client = self.pool.get().await?;
+        let tx = self.begin(&mut client, ctx).await?;
+        self.finish(tx, ctx, changes).await
+    }
+
+    /// Opens a command's transaction, the request's claim written first: a
+    /// concurrent duplicate waits here and then fails before it appends
+    /// anything. For commands that read inside the transaction before they
+    /// decide; [`Self::finish`] commits it.
+    pub(crate) async fn begin<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+        ctx: &Ctx,
+    ) -> Result<deadpool_postgres::Transaction<'c>, AppError> {
         let tx = client.transaction().await?;
-        // First, so that a concurrent duplicate waits here and then fails
-        // before it appends anything.
         if let Some(claim) = &ctx.idempotency {
             self.write_claim(&tx, claim).await?;
         }
+        Ok(tx)
+    }
+
+    /// Appends and projects the changes in a transaction from [`Self::begin`]
+    /// and commits it.
+    pub(crate) async fn finish(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        ctx: &Ctx,
+        changes: &[StreamChange],
+    ) -> Result<Vec<RecordedEvent>, AppError> {
         let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
         if let Some(claim) = &ctx.idempotency {

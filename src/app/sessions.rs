@@ -9,9 +9,11 @@ use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::store::credentials;
 use crate::store::events::StreamChange;
 use crate::store::queries::{self, OrgRow, SessionRow, UserRow};
 use chrono::Duration;
+use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use std::sync::LazyLock;
 use uuid::Uuid;
@@ -99,7 +101,6 @@ impl App {
                 return Err(AppError::InvalidCredentials);
             }
         };
-        self.settle(attempt, false).await?;
         let session_id = self.clock.new_id();
         let refresh_token = RefreshToken::generate(session_id);
         let command = SessionCommand::Start {
@@ -109,8 +110,14 @@ impl App {
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
         };
-        self.execute_new::<Session>(ctx, session_id, None, &command)
-            .await?;
+        let started = self.start_session(ctx, &user, session_id, &command).await?;
+        self.settle(attempt, !started).await?;
+        if !started {
+            // Disabled, or the password changed, while it was being checked.
+            self.record_login_failure(ctx, user.id, "credential_changed");
+            self.commit_claim(ctx).await?;
+            return Err(AppError::InvalidCredentials);
+        }
         let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
         Ok(SignedIn {
             access_token,
@@ -119,6 +126,27 @@ impl App {
             session_id,
             user,
         })
+    }
+
+    /// Starts a session against the user's state as the password was checked:
+    /// false, with nothing appended, if they were disabled or their password
+    /// changed since (see `store::credentials`).
+    async fn start_session(
+        &self,
+        ctx: &Ctx,
+        user: &UserRow,
+        session_id: Uuid,
+        command: &SessionCommand,
+    ) -> Result<bool, AppError> {
+        let decided = Session::default().decide(command)?;
+        let change = self.change((StreamType::Session, session_id), 0, None, &decided)?;
+        let mut client = self.pool.get().await?;
+        let tx = self.begin(&mut client, ctx).await?;
+        if !credentials::lock_credential_for_session(&tx, user.id, &user.password_hash).await? {
+            return Ok(false);
+        }
+        self.finish(tx, ctx, &[change]).await?;
+        Ok(true)
     }
 
     /// Records a known user's failed sign-in without the answer waiting for
@@ -144,6 +172,18 @@ impl App {
     pub async fn refresh(&self, ctx: &Ctx, presented: &str) -> Result<SignedIn, AppError> {
         let presented = RefreshToken::parse(presented).map_err(|_| AppError::Unauthenticated)?;
         let session_id = presented.session_id();
+        let client = self.pool.get().await?;
+        let session = queries::find_session(&client, session_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        let user = queries::find_user(&client, session.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        drop(client);
+        // Disabling revokes every session with it; this holds even so.
+        if user.disabled {
+            return Err(AppError::Unauthenticated);
+        }
         let next = RefreshToken::generate(session_id);
         let command = SessionCommand::Refresh {
             presented_hash: presented.hash(),
@@ -161,14 +201,6 @@ impl App {
             tracing::warn!(session_id = %session_id, "refresh token reused: session revoked");
             return Err(AppError::Unauthenticated);
         }
-        let client = self.pool.get().await?;
-        let session = queries::find_session(&client, session_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        let user = queries::find_user(&client, session.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?;
-        drop(client);
         let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
         Ok(SignedIn {
             access_token,
@@ -211,13 +243,15 @@ impl App {
             None => {
                 let epoch = self.cache.epoch();
                 let client = self.pool.get().await?;
-                let Some(s) = queries::find_session(&client, session_id).await? else {
+                let Some((user_id, is_revoked, expires_at)) =
+                    queries::find_session_liveness(&client, session_id).await?
+                else {
                     return Err(AppError::Unauthenticated);
                 };
                 let live = SessionLiveness {
-                    user_id: s.user_id,
-                    is_revoked: s.revoked_at.is_some(),
-                    expires_at: s.expires_at,
+                    user_id,
+                    is_revoked,
+                    expires_at,
                 };
                 self.cache.fill_session(epoch, session_id, live);
                 live
@@ -303,26 +337,32 @@ impl App {
         let password_hash = password::hash(new).await?;
         let command = UserCommand::ChangePassword { password_hash };
         self.retrying(async || {
-            let client = self.pool.get().await?;
-            let loaded = self.load::<User>(&client, user_id).await?;
+            let mut client = self.pool.get().await?;
+            let tx = self.begin(&mut client, ctx).await?;
+            // No session starts for this user until the change commits, and a
+            // concurrent change of the same password loses.
+            let current = credentials::lock_credential_for_change(&tx, user_id).await?;
+            if current.as_deref() != Some(user.password_hash.as_str()) {
+                return Err(AppError::InvalidCredentials);
+            }
+            let loaded = self.load::<User>(&tx, user_id).await?;
             let mut changes = vec![self.change(
                 (StreamType::User, user_id),
                 loaded.version,
                 None,
                 &loaded.state.decide(&command)?,
             )?];
-            let others = queries::find_active_sessions(&client, user_id, self.clock.now()).await?;
-            drop(client);
-            let others: Vec<Uuid> = others
+            let others: Vec<Uuid> = queries::find_active_sessions(&tx, user_id, self.clock.now())
+                .await?
                 .iter()
                 .map(|s| s.id)
                 .filter(|id| *id != own_session)
                 .collect();
             changes.extend(
-                self.revocations(&others, RevokeReason::PasswordChanged)
+                self.revocations(&tx, &others, RevokeReason::PasswordChanged)
                     .await?,
             );
-            self.commit(ctx, &changes).await
+            self.finish(tx, ctx, &changes).await
         })
         .await?;
         Ok(())
@@ -331,13 +371,13 @@ impl App {
     /// Revocation changes for sessions (skipping those already ended).
     pub(crate) async fn revocations(
         &self,
+        client: &impl GenericClient,
         session_ids: &[Uuid],
         reason: RevokeReason,
     ) -> Result<Vec<StreamChange>, AppError> {
-        let client = self.pool.get().await?;
         let mut changes = Vec::with_capacity(session_ids.len());
         for id in session_ids {
-            let loaded = self.load::<Session>(&client, *id).await?;
+            let loaded = self.load::<Session>(client, *id).await?;
             let decided: Vec<SessionEvent> =
                 loaded.state.decide(&SessionCommand::Revoke { reason })?;
             if !decided.is_empty() {

@@ -6,6 +6,7 @@ use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::{Email, UserName};
 use crate::domain::{Aggregate, StreamType};
+use crate::store::credentials;
 use crate::store::queries::{self, UserRow};
 use uuid::Uuid;
 
@@ -84,15 +85,22 @@ impl App {
         } else {
             UserCommand::Enable
         };
-        // Disabling ends every session in the same transaction.
+        // Disabling ends every session in the same transaction, and holds the
+        // user's row first, so that no sign-in starts one it does not see.
         self.retrying(async || {
-            let client = self.pool.get().await?;
-            let loaded = self.load::<User>(&client, id).await?;
+            let mut client = self.pool.get().await?;
+            let tx = self.begin(&mut client, ctx).await?;
+            if credentials::lock_credential_for_change(&tx, id)
+                .await?
+                .is_none()
+            {
+                return Err(AppError::NotFound);
+            }
+            let loaded = self.load::<User>(&tx, id).await?;
             let sessions = match disabled {
-                true => queries::find_active_sessions(&client, id, self.clock.now()).await?,
+                true => queries::find_active_sessions(&tx, id, self.clock.now()).await?,
                 false => vec![],
             };
-            drop(client);
             let decided = loaded.state.decide(&command)?;
             let mut changes = Vec::new();
             if !decided.is_empty() {
@@ -104,11 +112,14 @@ impl App {
                 )?);
             }
             let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
-            changes.extend(self.revocations(&ids, RevokeReason::UserDisabled).await?);
+            changes.extend(
+                self.revocations(&tx, &ids, RevokeReason::UserDisabled)
+                    .await?,
+            );
             if changes.is_empty() {
                 return Ok(vec![]);
             }
-            self.commit(ctx, &changes).await
+            self.finish(tx, ctx, &changes).await
         })
         .await?;
         self.user_row(id).await

@@ -3,6 +3,7 @@
 pub mod append;
 mod bulk;
 pub mod checkpoints;
+pub mod credentials;
 mod error;
 pub mod events;
 pub mod idempotency;

@@ -374,6 +374,22 @@ pub async fn find_session(
     query_opt(c, &sql, &[&id], session_row).await
 }
 
+/// Whether a session can authenticate: its user, whether it is revoked (or
+/// its user disabled, which revokes it too) and its end.
+pub async fn find_session_liveness(
+    c: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<(Uuid, bool, DateTime<Utc>)>, StoreError> {
+    query_opt(
+        c,
+        "SELECT s.user_id, s.revoked_at IS NOT NULL OR coalesce(u.disabled, true), s.expires_at \
+         FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        &[&id],
+        |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+    )
+    .await
+}
+
 /// Whether `refresh_token_hash` is the current refresh token of a session
 /// that is neither revoked nor past its end.
 pub async fn is_refresh_token_current(

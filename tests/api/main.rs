@@ -22,6 +22,7 @@ mod log_order;
 mod ops;
 mod orgs;
 mod proxy;
+mod races;
 mod replay;
 mod security;
 mod sessions;
