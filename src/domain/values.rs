@@ -4,7 +4,10 @@ use super::DomainError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A normalised (trimmed, lower-cased) and checked email address.
+/// A normalised and checked email address: trimmed, NFKC, lower-cased, and its
+/// domain in IDNA ASCII form (`bücher.example` is `xn--bcher-kva.example`), so
+/// look-alikes that differ only in width, compatibility form, case or the
+/// spelling of their domain are one address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -12,8 +15,13 @@ pub struct Email(String);
 impl Email {
     /// Normalises and checks an email address.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let email = raw.trim().to_lowercase();
         let bad = |why: &str| DomainError::invalid("email", format!("not a valid address ({why})"));
+        let raw = raw.trim();
+        if raw.chars().any(is_invisible) {
+            return Err(bad("invisible or control character"));
+        }
+        let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
+        let email = nfkc.normalize(&raw.to_lowercase()).into_owned();
         if email.is_empty() || email.chars().count() > 254 {
             return Err(bad("length"));
         }
@@ -23,22 +31,28 @@ impl Email {
         if local.is_empty() || local.len() > 64 || domain.contains('@') {
             return Err(bad("local part"));
         }
-        if email
+        if local
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"".contains(c))
         {
             return Err(bad("forbidden character"));
         }
+        let domain = idna::domain_to_ascii_cow(domain.as_bytes(), idna::AsciiDenyList::STD3)
+            .map_err(|_| bad("domain"))?;
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |l: &&str| {
             !l.is_empty()
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
         };
         if labels.len() < 2 || !labels.iter().all(label_ok) {
             return Err(bad("domain"));
+        }
+        let email = format!("{local}@{domain}");
+        if email.len() > 254 {
+            return Err(bad("length"));
         }
         Ok(Self(email))
     }
@@ -55,7 +69,31 @@ impl fmt::Display for Email {
     }
 }
 
-/// Parses a free-text display name: trimmed, 1 to 200 characters, no control characters.
+/// Whether a character is invisible or a control: a control or format
+/// character (zero-width spaces and joiners, bidi controls, the soft hyphen),
+/// a line or paragraph separator, any other default-ignorable code point
+/// (variation selectors, Hangul fillers, tags), private use or unassigned.
+/// Such characters let two names or emails look alike while they differ.
+pub fn is_invisible(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c) {
+        return true;
+    }
+    matches!(
+        CodePointMapData::<GeneralCategory>::new().get(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    )
+}
+
+/// Parses a free-text display name: trimmed, 1 to 200 characters, no
+/// invisible or control characters.
 fn parse_name(field: &'static str, raw: &str) -> Result<String, DomainError> {
     let name = raw.trim();
     let len = name.chars().count();
@@ -65,10 +103,10 @@ fn parse_name(field: &'static str, raw: &str) -> Result<String, DomainError> {
     if len > 200 {
         return Err(DomainError::invalid(field, "at most 200 characters"));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(is_invisible) {
         return Err(DomainError::invalid(
             field,
-            "must not contain control characters",
+            "must not contain invisible or control characters",
         ));
     }
     Ok(name.to_owned())
@@ -254,6 +292,75 @@ mod tests {
     fn email_is_normalised() {
         let e = Email::parse("  Ada.Lovelace@Example.ORG ").unwrap();
         assert_eq!(e.as_str(), "ada.lovelace@example.org");
+    }
+
+    #[test]
+    fn look_alike_emails_are_one_address() {
+        let plain = Email::parse("ada@example.org").unwrap();
+        for alike in [
+            "ＡＤＡ@ｅｘａｍｐｌｅ.ｏｒｇ", // full-width forms (NFKC)
+            "ADA@EXAMPLE.ORG",
+            "ada@example\u{3002}org", // ideographic full stop (IDNA)
+        ] {
+            assert_eq!(Email::parse(alike).unwrap(), plain, "{alike:?}");
+        }
+        // ﬁ (a ligature) is fi once normalised.
+        assert_eq!(
+            Email::parse("\u{fb01}@example.org").unwrap().as_str(),
+            "fi@example.org"
+        );
+        // A Unicode domain is stored in its ASCII form.
+        assert_eq!(
+            Email::parse("ada@Bücher.example").unwrap().as_str(),
+            "ada@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            Email::parse("ada@xn--bcher-kva.example").unwrap(),
+            Email::parse("ada@bücher.example").unwrap()
+        );
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_in_emails_and_names() {
+        for c in [
+            '\u{200b}',  // zero-width space
+            '\u{200c}',  // zero-width non-joiner
+            '\u{200d}',  // zero-width joiner
+            '\u{2060}',  // word joiner
+            '\u{feff}',  // zero-width no-break space
+            '\u{00ad}',  // soft hyphen
+            '\u{202e}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{200f}',  // right-to-left mark
+            '\u{061c}',  // Arabic letter mark
+            '\u{115f}',  // Hangul choseong filler
+            '\u{3164}',  // Hangul filler
+            '\u{fe0f}',  // variation selector 16
+            '\u{e0041}', // tag latin capital A
+            '\u{2028}',  // line separator
+            '\u{0007}',  // bell
+            '\u{e000}',  // private use
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+            let email = format!("a{c}da@example.org");
+            assert!(Email::parse(&email).is_err(), "{email:?} accepted");
+            let domain = format!("ada@exa{c}mple.org");
+            assert!(Email::parse(&domain).is_err(), "{domain:?} accepted");
+            let name = format!("Ada{c} Lovelace");
+            assert!(UserName::parse(&name).is_err(), "{name:?} accepted");
+            assert!(OrgName::parse(&name).is_err(), "{name:?} accepted");
+            assert!(KeyName::parse(&name).is_err(), "{name:?} accepted");
+        }
+        for visible in [
+            "Ada Lovelace",
+            "Zoë",
+            "東京 オフィス",
+            "Ω-team",
+            "café ☕",
+            "a\u{a0}b",
+        ] {
+            assert!(UserName::parse(visible).is_ok(), "{visible:?} refused");
+        }
     }
 
     #[test]

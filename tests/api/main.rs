@@ -13,6 +13,7 @@ mod concurrency;
 mod events;
 mod faults;
 mod fuzz_regressions;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod instances;

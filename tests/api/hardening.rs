@@ -1,0 +1,85 @@
+//! What an attacker and a strict client found: look-alike emails, invisible
+//! characters, caching headers, member emails, key lifetimes, JSON syntax.
+
+use crate::helpers::{assert_error, id, spawn_app, PASSWORD};
+use serde_json::json;
+
+#[actix_web::test]
+async fn look_alike_emails_are_one_account() {
+    let app = spawn_app().await;
+    let first = app.create_user("ada@bücher.example").await;
+    assert_eq!(first["email"], "ada@xn--bcher-kva.example");
+    for alike in [
+        "ＡＤＡ@bücher.example",
+        "ada@XN--BCHER-KVA.example",
+        "Ada@Bücher.Example",
+    ] {
+        let res = app
+            .request(
+                "POST",
+                "/v1/users",
+                None,
+                Some(json!({"email": alike, "password": PASSWORD})),
+            )
+            .await;
+        assert_error(&res, 409, "email_taken");
+    }
+    // And each of them signs in to the one account.
+    let res = app.sign_in("ＡＤＡ@BÜCHER.example", PASSWORD).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    assert_eq!(res.body["user"]["id"], first["id"]);
+}
+
+#[actix_web::test]
+async fn invisible_characters_are_refused_in_emails_and_names() {
+    let app = spawn_app().await;
+    let user = app.create_user("grace@example.org").await;
+    let org = app.create_org("acme", None).await;
+    let org_id = id(&org);
+    for c in ['\u{200b}', '\u{202e}', '\u{00ad}', '\u{2066}', '\u{feff}'] {
+        let email = format!("gr{c}ace2@example.org");
+        let res = app
+            .request(
+                "POST",
+                "/v1/users",
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_error(&res, 422, "validation_error");
+        assert_eq!(res.body["error"]["details"]["field"], "email");
+
+        let name = format!("Gr{c}ace");
+        let cases = [
+            (
+                "PATCH",
+                format!("/v1/users/{}", id(&user)),
+                json!({"name": name}),
+            ),
+            (
+                "POST",
+                "/v1/orgs".to_owned(),
+                json!({"name": name, "slug": "other"}),
+            ),
+            ("PATCH", format!("/v1/orgs/{org_id}"), json!({"name": name})),
+            (
+                "POST",
+                format!("/v1/orgs/{org_id}/keys"),
+                json!({"name": name}),
+            ),
+        ];
+        for (method, path, body) in cases {
+            let res = app
+                .request(method, &path, Some(&app.admin_key), Some(body))
+                .await;
+            assert_error(&res, 422, "validation_error");
+            assert_eq!(res.body["error"]["details"]["field"], "name", "{path}");
+        }
+    }
+    assert_eq!(app.count_events("user.registered").await, 1);
+    assert_eq!(
+        app.count_events("api_key.created").await,
+        1,
+        "bootstrap only"
+    );
+}
