@@ -27,6 +27,12 @@ pub struct Settings {
     #[arg(long, env = "VOUCH_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
+    /// A separate address (host:port) that serves `/metrics` (and `/healthz`,
+    /// `/readyz`) for operators; `/metrics` then leaves the public listener.
+    /// `off`: `/metrics` is served on the public listener.
+    #[arg(long, env = "VOUCH_METRICS_BIND", default_value = "off")]
+    pub metrics_bind: String,
+
     /// Whether anyone may sign up; if false only `vouch:admin` creates users.
     #[arg(long, env = "VOUCH_OPEN_SIGNUP", default_value_t = true, action = clap::ArgAction::Set)]
     pub open_signup: bool,
@@ -173,6 +179,7 @@ impl Settings {
             database_url,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             bind: "127.0.0.1:0".into(),
+            metrics_bind: "off".into(),
             open_signup: true,
             db_pool_size: 8,
             http_workers: 1,
@@ -195,6 +202,11 @@ impl Settings {
 }
 
 impl Settings {
+    /// The management listener's address, if `/metrics` has one of its own.
+    pub fn metrics_address(&self) -> Option<&str> {
+        Some(self.metrics_bind.trim()).filter(|a| !a.is_empty() && *a != "off")
+    }
+
     /// How the credential cache is bounded.
     pub fn cache_limits(&self) -> crate::app::cache::CacheLimits {
         crate::app::cache::CacheLimits {

@@ -37,6 +37,7 @@ pub enum StartError {
 /// A built, not yet running, service.
 pub struct Application {
     server: Server,
+    management: Option<(Server, u16)>,
     port: u16,
     app: App,
     bootstrap: Bootstrap,
@@ -48,6 +49,7 @@ pub struct Application {
 #[derive(Clone)]
 pub struct StopHandle {
     server: actix_web::dev::ServerHandle,
+    management: Option<actix_web::dev::ServerHandle>,
     relay: Option<tokio::task::AbortHandle>,
 }
 
@@ -56,6 +58,9 @@ impl StopHandle {
     pub async fn stop(&self) {
         if let Some(relay) = &self.relay {
             relay.abort();
+        }
+        if let Some(management) = &self.management {
+            management.stop(false).await;
         }
         self.server.stop(false).await;
     }
@@ -110,6 +115,11 @@ impl Application {
         let metrics = web::Data::new(Metrics::new()?);
         let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());
+        let management = match settings.metrics_address() {
+            Some(addr) => Some(management_server(addr, &data, &metrics, &bus)?),
+            None => None,
+        };
+        let public_metrics = management.is_none();
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(from_fn(http::idempotency::idempotency))
@@ -119,7 +129,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(bus.clone())
                 .app_data(audit.clone())
-                .configure(http::routes)
+                .configure(|cfg| http::routes(cfg, public_metrics))
         })
         .listen(listener)
         .map_err(|source| StartError::Bind {
@@ -131,6 +141,7 @@ impl Application {
         }
         Ok(Self {
             server: server.run(),
+            management,
             port,
             app,
             bootstrap,
@@ -142,6 +153,11 @@ impl Application {
     /// The port the service listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the management listener, if `/metrics` has its own.
+    pub fn management_port(&self) -> Option<u16> {
+        self.management.as_ref().map(|(_, port)| *port)
     }
 
     /// The application behind the routes.
@@ -163,16 +179,53 @@ impl Application {
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
             server: self.server.handle(),
+            management: self.management.as_ref().map(|(m, _)| m.handle()),
             relay: self.relay.as_ref().map(|h| h.abort_handle()),
         }
     }
 
     /// Serves until the process is told to stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let outcome = self.server.await;
+        let outcome = match self.management {
+            Some((management, _)) => {
+                let (public, management) = tokio::join!(self.server, management);
+                public.and(management)
+            }
+            None => self.server.await,
+        };
         if let Some(relay) = self.relay {
             relay.abort();
         }
         outcome
     }
+}
+
+/// The operators' listener: `/metrics`, `/healthz` and `/readyz` on an address
+/// of their own, one worker, with the request id and metrics of every request.
+fn management_server(
+    addr: &str,
+    app: &web::Data<App>,
+    metrics: &web::Data<Metrics>,
+    bus: &web::Data<BusProbe>,
+) -> Result<(Server, u16), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let (app, metrics, bus) = (app.clone(), metrics.clone(), bus.clone());
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(from_fn(http::middleware::request_context))
+            .app_data(app.clone())
+            .app_data(metrics.clone())
+            .app_data(bus.clone())
+            .configure(http::management_routes)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    Ok((server, port))
 }

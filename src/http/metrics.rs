@@ -143,8 +143,11 @@ impl Metrics {
         }
     }
 
-    /// Records one finished request.
+    /// Records one finished request. `route` is the matched pattern or
+    /// `unmatched`, and a method HTTP does not define is counted as `other`,
+    /// so no client can add series.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         self.requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();
@@ -159,5 +162,30 @@ impl Metrics {
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The methods of RFC 9110 and PATCH keep their name as a label; any other is `other`.
+fn method_label(method: &str) -> &str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("FROBNICATE"), "other");
+        assert_eq!(method_label("get"), "other");
     }
 }

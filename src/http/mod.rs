@@ -19,8 +19,19 @@ pub mod users;
 use actix_web::web::{self, delete, get, patch, post};
 use error::ApiError;
 
-/// Registers every route. One hop from here to each handler.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The operators' routes of a separate management listener (`VOUCH_METRICS_BIND`).
+pub fn management_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", get().to(ops::metrics))
+        .route("/healthz", get().to(ops::healthz))
+        .route("/readyz", get().to(ops::readyz));
+}
+
+/// Registers every route (`/metrics` only without a management listener). One
+/// hop from here to each handler.
+pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
+    if with_metrics {
+        cfg.route("/metrics", get().to(ops::metrics));
+    }
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
         // The parser's own message, without actix's prefix.
         let message = match e {
@@ -34,7 +45,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/healthz", get().to(ops::healthz))
     .route("/readyz", get().to(ops::readyz))
-    .route("/metrics", get().to(ops::metrics))
     .route("/openapi.json", get().to(ops::openapi))
     .route("/.well-known/jwks.json", get().to(sessions::jwks))
     .route("/v1/sessions", post().to(sessions::sign_in))

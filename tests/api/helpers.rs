@@ -11,6 +11,8 @@ pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub struct TestApp {
     pub app: vouch::app::App,
+    /// The management listener (`VOUCH_METRICS_BIND`), if it has one.
+    pub management: Option<String>,
     pub relay: std::sync::Arc<vouch::bus::relay::RelayStatus>,
     pub stop: vouch::startup::StopHandle,
     pub address: String,
@@ -46,6 +48,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     };
     let admin_key = issued.key.expose().to_owned();
     let address = format!("http://127.0.0.1:{}", application.port());
+    let management = application
+        .management_port()
+        .map(|p| format!("http://127.0.0.1:{p}"));
     let app = application.app().clone();
     let (relay, stop) = (application.relay_status(), application.stop_handle());
     actix_web::rt::spawn(application.run_until_stopped());
@@ -54,6 +59,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .finish();
     TestApp {
         app,
+        management,
         relay,
         stop,
         address,
@@ -88,11 +94,15 @@ pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Settings)) ->
         .await
         .expect("second instance starts");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let management = application
+        .management_port()
+        .map(|p| format!("http://127.0.0.1:{p}"));
     let app = application.app().clone();
     let (relay, stop) = (application.relay_status(), application.stop_handle());
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         app,
+        management,
         relay,
         stop,
         address,

@@ -224,3 +224,86 @@ async fn an_operator_mints_a_fresh_admin_key_recorded_as_events() {
     assert_eq!(items[1]["data"]["scopes"], json!(["vouch:admin"]));
     assert_eq!(items[1]["metadata"]["actor"]["type"], "system");
 }
+
+/// Series of the request counter in a `/metrics` text.
+fn request_series(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("vouch_http_requests_total{"))
+        .count()
+}
+
+#[actix_web::test]
+async fn made_up_methods_and_paths_add_no_series() {
+    let app = spawn_app().await;
+    // Every status a made-up request can get, once, so that only growth shows.
+    let warm_up = [
+        ("GET", "/nowhere"),
+        ("POST", "/nowhere"),
+        ("FROB", "/nowhere"),
+        ("FROB", "/healthz"),
+        ("GET", "/metrics"),
+    ];
+    for (method, path) in warm_up {
+        app.request(method, path, None, None).await;
+    }
+    let before = request_series(&app.request("GET", "/metrics", None, None).await.text);
+    for i in 0..40 {
+        app.request(&format!("M{i}X"), "/healthz", None, None).await;
+        app.request(&format!("M{i}Y"), &format!("/made/up/{i}"), None, None)
+            .await;
+        app.request("GET", &format!("/made/up/{i}"), None, None)
+            .await;
+        app.request("POST", &format!("/v1/nothing-{i}"), None, None)
+            .await;
+    }
+    let metrics = app.request("GET", "/metrics", None, None).await.text;
+    let after = request_series(&metrics);
+    eprintln!("request series: {before} before 160 made-up requests, {after} after");
+    assert_eq!(after, before, "made-up methods and paths added series");
+    assert!(metrics.contains("method=\"other\""));
+    assert!(!metrics.contains("M1X") && !metrics.contains("/made/up"));
+}
+
+#[actix_web::test]
+async fn metrics_can_leave_the_public_port() {
+    let app = spawn_app_with(|s| s.metrics_bind = "127.0.0.1:0".into()).await;
+    let management = app.management.clone().expect("a management listener");
+    assert_error(
+        &app.request("GET", "/metrics", None, None).await,
+        404,
+        "not_found",
+    );
+    let mut res = app
+        .client
+        .get(format!("{management}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("vouch_http_requests_total"), "{text}");
+    let res = app
+        .client
+        .get(format!("{management}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    // The API stays on the public port only.
+    let res = app
+        .client
+        .get(format!("{management}/v1/orgs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    // The stop handle stops both listeners.
+    app.stop.stop().await;
+    assert!(app
+        .client
+        .get(format!("{management}/healthz"))
+        .send()
+        .await
+        .is_err());
+}
