@@ -53,12 +53,22 @@ impl App {
         let ip_window = Duration::seconds(policy.signin_ip_window_seconds);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // One reservation per email at a time, on every instance.
+        // One reservation per email, and per address, at a time on every
+        // instance: parallel requests are counted one after another. The
+        // email's lock is always taken first, so two reservations never wait
+        // on each other in a cycle.
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtext('signin:' || $1))",
             &[&email],
         )
         .await?;
+        if let Some(ip) = ip {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('signin-ip:' || $1))",
+                &[&ip],
+            )
+            .await?;
+        }
         let failures = times(
             &tx,
             "SELECT at FROM auth_attempts WHERE kind = 'signin' AND email = $1 \
@@ -113,9 +123,16 @@ impl App {
         let Some(ip) = ip else { return Ok(()) };
         let now = self.clock.now();
         let window = Duration::seconds(60);
-        let client = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Parallel sign-ups from one address are counted one after another.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('signup:' || $1))",
+            &[&ip],
+        )
+        .await?;
         let attempts = times(
-            &client,
+            &tx,
             "SELECT at FROM auth_attempts WHERE kind = 'signup' AND ip = $1 AND at > $2 ORDER BY at",
             ip,
             now - window,
@@ -126,12 +143,12 @@ impl App {
         {
             return Err(AppError::RateLimited { retry_after });
         }
-        client
-            .execute(
-                "INSERT INTO auth_attempts (kind, ip, failed, at) VALUES ('signup', $1, false, $2)",
-                &[&ip, &now],
-            )
-            .await?;
+        tx.execute(
+            "INSERT INTO auth_attempts (kind, ip, failed, at) VALUES ('signup', $1, false, $2)",
+            &[&ip, &now],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

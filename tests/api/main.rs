@@ -27,5 +27,6 @@ mod races;
 mod replay;
 mod security;
 mod sessions;
+mod throttles;
 mod tokens;
 mod users;
