@@ -60,6 +60,7 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
+    protect(res.headers_mut());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(m) = metrics {
@@ -69,6 +70,17 @@ pub async fn request_context(
         tracing::info!(status, route = %route, micros = elapsed.as_micros() as u64, "request");
     });
     Ok(res)
+}
+
+/// Headers every response gets: no content sniffing, and no caching of
+/// anything that does not say otherwise (tokens, new API keys, personal data;
+/// the JWKS says `max-age`).
+fn protect(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Gives every error response API.md's body with this request's id.

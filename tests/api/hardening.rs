@@ -83,3 +83,61 @@ async fn invisible_characters_are_refused_in_emails_and_names() {
         "bootstrap only"
     );
 }
+
+fn header<'a>(res: &'a crate::helpers::Response, name: &str) -> Option<&'a str> {
+    res.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[actix_web::test]
+async fn secrets_are_never_cached_and_nothing_is_sniffed() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme", None).await;
+    let org_id = id(&org);
+    app.create_user("ada@example.org").await;
+    let signed_in = app.sign_in("ada@example.org", PASSWORD).await;
+    let refreshed = app
+        .request(
+            "POST",
+            "/v1/sessions/refresh",
+            None,
+            Some(json!({"refresh_token": signed_in.body["refresh_token"]})),
+        )
+        .await;
+    let created = app
+        .post(
+            &format!("/v1/orgs/{org_id}/keys"),
+            &app.admin_key,
+            json!({"name": "k"}),
+        )
+        .await;
+    let rotated = app
+        .post(
+            &format!("/v1/orgs/{org_id}/keys/{}/rotate", id(&created.body)),
+            &app.admin_key,
+            json!({}),
+        )
+        .await;
+    for (what, res, status) in [
+        ("sign-in", &signed_in, 201),
+        ("refresh", &refreshed, 200),
+        ("key create", &created, 201),
+        ("key rotate", &rotated, 201),
+    ] {
+        assert_eq!(res.status, status, "{what}: {}", res.text);
+        assert_eq!(header(res, "cache-control"), Some("no-store"), "{what}");
+        assert_eq!(header(res, "x-content-type-options"), Some("nosniff"));
+    }
+    // Every response is nosniff, errors and the public JWKS too; the JWKS
+    // keeps its own caching.
+    let jwks = app.request("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(header(&jwks, "cache-control"), Some("public, max-age=60"));
+    for res in [
+        jwks,
+        app.request("GET", "/nowhere", None, None).await,
+        app.request("PUT", "/healthz", None, None).await,
+        app.request("GET", "/v1/orgs", None, None).await,
+        app.request("GET", "/metrics", None, None).await,
+    ] {
+        assert_eq!(header(&res, "x-content-type-options"), Some("nosniff"));
+    }
+}
