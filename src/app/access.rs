@@ -13,6 +13,10 @@ pub struct Standing {
     pub authority: Authority,
     /// Whether the caller may read the org's audit events.
     pub can_read_audit: bool,
+    /// Whether the caller may see the org's people (member routes, with their
+    /// emails): its members, `vouch:org:admin` and `vouch:admin` keys; not a
+    /// key that holds only app scopes.
+    pub can_see_people: bool,
 }
 
 impl Standing {
@@ -22,6 +26,17 @@ impl Standing {
             self.authority,
             Authority::SystemAdmin | Authority::Member(Role::Admin | Role::Owner)
         )
+    }
+
+    /// Fails with 403 unless the caller may see the org's people.
+    pub fn require_people(&self) -> Result<(), AppError> {
+        if self.can_see_people {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "members are for the organisation's people and vouch:org:admin keys",
+            ))
+        }
     }
 
     /// Fails with 403 unless the caller manages the org.
@@ -45,6 +60,7 @@ impl App {
             caller if caller.is_admin() => self.org_exists(org_id).await?.then_some(Standing {
                 authority: Authority::SystemAdmin,
                 can_read_audit: true,
+                can_see_people: true,
             }),
             Caller::ApiKey {
                 org_id: own,
@@ -55,6 +71,7 @@ impl App {
                 Some(Standing {
                     authority: Authority::Member(if admin { Role::Admin } else { Role::Member }),
                     can_read_audit: admin || scopes.has(SCOPE_AUDIT_READ),
+                    can_see_people: admin,
                 })
             }
             Caller::User { user_id, .. } => {
@@ -65,6 +82,7 @@ impl App {
                     .map(|role| Standing {
                         authority: Authority::Member(role),
                         can_read_audit: role >= Role::Admin,
+                        can_see_people: true,
                     })
             }
             _ => None,

@@ -84,7 +84,7 @@ impl App {
 
     /// The org's members.
     pub async fn list_members(&self, ctx: &Ctx, org_id: Uuid) -> Result<Vec<MemberRow>, AppError> {
-        self.standing(ctx, org_id).await?;
+        self.standing(ctx, org_id).await?.require_people()?;
         let client = self.pool.get().await?;
         Ok(queries::find_members(&client, org_id).await?)
     }
@@ -97,7 +97,9 @@ impl App {
         user_id: Uuid,
         role: Role,
     ) -> Result<MemberRow, AppError> {
-        let by = self.standing(ctx, org_id).await?.authority;
+        let standing = self.standing(ctx, org_id).await?;
+        standing.require_people()?;
+        let by = standing.authority;
         self.require_user_exists(user_id, "user_id").await?;
         let command = OrgCommand::AddMember { by, user_id, role };
         self.execute::<Org>(ctx, org_id, Some(org_id), &command)
@@ -113,7 +115,9 @@ impl App {
         user_id: Uuid,
         role: Role,
     ) -> Result<MemberRow, AppError> {
-        let by = self.standing(ctx, org_id).await?.authority;
+        let standing = self.standing(ctx, org_id).await?;
+        standing.require_people()?;
+        let by = standing.authority;
         let command = OrgCommand::ChangeRole { by, user_id, role };
         self.execute::<Org>(ctx, org_id, Some(org_id), &command)
             .await?;
@@ -127,7 +131,9 @@ impl App {
         org_id: Uuid,
         user_id: Uuid,
     ) -> Result<(), AppError> {
-        let by = self.standing(ctx, org_id).await?.authority;
+        let standing = self.standing(ctx, org_id).await?;
+        standing.require_people()?;
+        let by = standing.authority;
         let command = OrgCommand::RemoveMember { by, user_id };
         self.execute::<Org>(ctx, org_id, Some(org_id), &command)
             .await?;

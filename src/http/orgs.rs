@@ -151,7 +151,7 @@ pub async fn update_org(
 
 /// The organisation's members.
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "orgs", params(("org_id" = Uuid, Path)),
-    responses((status = 200, body = MemberList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = MemberList), (status = 403, description = "`forbidden`: an API key without `vouch:org:admin`", body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_members(
     app: web::Data<App>,
     Auth(ctx): Auth,

@@ -129,7 +129,9 @@ async fn secrets_are_never_cached_and_nothing_is_sniffed() {
     }
     // Every response is nosniff, errors and the public JWKS too; the JWKS
     // keeps its own caching.
-    let jwks = app.request("GET", "/.well-known/jwks.json", None, None).await;
+    let jwks = app
+        .request("GET", "/.well-known/jwks.json", None, None)
+        .await;
     assert_eq!(header(&jwks, "cache-control"), Some("public, max-age=60"));
     for res in [
         jwks,
@@ -140,4 +142,49 @@ async fn secrets_are_never_cached_and_nothing_is_sniffed() {
     ] {
         assert_eq!(header(&res, "x-content-type-options"), Some("nosniff"));
     }
+}
+
+#[actix_web::test]
+async fn member_emails_are_for_the_orgs_people_and_admin_keys_only() {
+    let app = spawn_app().await;
+    let owner = app.create_user("owner@example.org").await;
+    let org = app.create_org("acme", Some(&id(&owner))).await;
+    let org_id = id(&org);
+    let other = app.create_user("other@example.org").await;
+    let members = format!("/v1/orgs/{org_id}/members");
+    let member = format!("{members}/{}", id(&owner));
+    for scopes in [
+        &["deploy"][..],
+        &["vouch:keys:verify"],
+        &["vouch:audit:read", "read:things"],
+    ] {
+        let (_, key) = app.create_key(&org_id, scopes).await;
+        for (method, path, body) in [
+            ("GET", &members, None),
+            (
+                "POST",
+                &members,
+                Some(json!({"user_id": id(&other), "role": "member"})),
+            ),
+            ("PATCH", &member, Some(json!({"role": "admin"}))),
+            ("DELETE", &member, None),
+        ] {
+            let res = app.request(method, path, Some(&key), body).await;
+            assert_error(&res, 403, "forbidden");
+            assert!(!res.text.contains("owner@example.org"), "{scopes:?}");
+        }
+    }
+    let (_, org_admin) = app.create_key(&org_id, &["vouch:org:admin"]).await;
+    let signed_in = app.sign_in("owner@example.org", PASSWORD).await;
+    let token = signed_in.body["access_token"].as_str().unwrap().to_owned();
+    for credential in [&org_admin, &app.admin_key, &token] {
+        let res = app.get(&members, credential).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.body["items"][0]["email"], "owner@example.org");
+    }
+    assert_eq!(
+        app.count_events("org.member_added").await,
+        1,
+        "the owner only"
+    );
 }
