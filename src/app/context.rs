@@ -17,6 +17,8 @@ pub enum Caller {
         org_id: Uuid,
         /// Its scopes.
         scopes: Scopes,
+        /// When it expires (`None`: never).
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// A signed-in user.
     User {
@@ -31,6 +33,15 @@ impl Caller {
     /// Whether the caller holds `vouch:admin`.
     pub fn is_admin(&self) -> bool {
         matches!(self, Self::ApiKey { scopes, .. } if scopes.has(SCOPE_ADMIN))
+    }
+
+    /// When the caller's own credential ends, for an API key that expires: no
+    /// key it mints may outlive it.
+    pub fn key_expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Self::ApiKey { expires_at, .. } => *expires_at,
+            _ => None,
+        }
     }
 
     /// The user id, for a user caller.

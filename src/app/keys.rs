@@ -42,6 +42,16 @@ pub enum Verification {
     Invalid(&'static str),
 }
 
+/// Whether a key expiring at `expires_at` (`None`: never) ends no later than
+/// the caller's own key: a key may not mint a key that outlives it.
+fn outlives_nothing(ctx: &Ctx, expires_at: Option<DateTime<Utc>>) -> bool {
+    match (ctx.caller.key_expiry(), expires_at) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(own), Some(new)) => new <= own,
+    }
+}
+
 impl App {
     /// Issues a key in `org_id`.
     pub async fn create_key(
@@ -51,6 +61,13 @@ impl App {
         req: KeyRequest,
     ) -> Result<IssuedKey, AppError> {
         self.standing(ctx, org_id).await?.require_manage()?;
+        if !outlives_nothing(ctx, req.expires_at) {
+            return Err(DomainError::invalid(
+                "expires_at",
+                "must be set, and no later than the expiry of the key that creates it",
+            )
+            .into());
+        }
         self.issue_key(ctx, org_id, req, None).await
     }
 
@@ -170,6 +187,11 @@ impl App {
                 now.checked_add_signed(at - old.created_at)
                     .unwrap_or(DateTime::<Utc>::MAX_UTC)
             });
+            if !outlives_nothing(ctx, expires_at) {
+                return Err(AppError::Forbidden(
+                    "the new key would outlive the key that rotates it",
+                ));
+            }
             let client = self.pool.get().await?;
             let current = self.load::<ApiKey>(&client, key_id).await?;
             drop(client);
@@ -264,6 +286,7 @@ impl App {
             key_id: row.id,
             org_id: row.org_id,
             scopes,
+            expires_at: row.expires_at,
         })
     }
 

@@ -192,7 +192,7 @@ pub async fn revoke_key(
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/keys/{key_id}/rotate", tag = "keys",
     params(("org_id" = Uuid, Path), ("key_id" = Uuid, Path)), request_body(content = Option<RotateKey>, description = "Optional: an empty body is the defaults."),
     responses((status = 201, body = IssuedKeyDto),
-              (status = 403, description = "`forbidden`: not an owner or admin of the org", body = ErrorBody),
+              (status = 403, description = "`forbidden`: not an owner or admin of the org, or the new key would outlive the calling key", body = ErrorBody),
               (status = 404, body = ErrorBody),
               (status = 409, description = "`conflict`: the key is revoked or expired", body = ErrorBody)),
     security(("bearer" = [])))]

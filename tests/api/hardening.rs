@@ -188,3 +188,61 @@ async fn member_emails_are_for_the_orgs_people_and_admin_keys_only() {
         "the owner only"
     );
 }
+
+#[actix_web::test]
+async fn a_key_may_not_mint_a_key_that_outlives_it() {
+    let app = spawn_app().await;
+    let org = app.create_org("acme", None).await;
+    let keys = format!("/v1/orgs/{}/keys", id(&org));
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let earlier = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    let short = app
+        .post(
+            &keys,
+            &app.admin_key,
+            json!({"name": "short", "scopes": ["vouch:org:admin"], "expires_at": soon}),
+        )
+        .await;
+    assert_eq!(short.status, 201, "{}", short.text);
+    let short_key = short.body["key"].as_str().unwrap();
+    for body in [
+        json!({"name": "forever", "scopes": ["vouch:org:admin"]}),
+        json!({"name": "longer", "scopes": ["deploy"], "expires_at": later}),
+    ] {
+        let res = app.post(&keys, short_key, body).await;
+        assert_error(&res, 422, "validation_error");
+        assert_eq!(res.body["error"]["details"]["field"], "expires_at");
+    }
+    let within = app
+        .post(
+            &keys,
+            short_key,
+            json!({"name": "within", "expires_at": earlier}),
+        )
+        .await;
+    assert_eq!(within.status, 201, "{}", within.text);
+    // Rotating a non-expiring key would mint one that outlives the caller.
+    let forever = app
+        .post(
+            &keys,
+            &app.admin_key,
+            json!({"name": "app key", "scopes": ["deploy"]}),
+        )
+        .await;
+    let rotate = format!("{keys}/{}/rotate", id(&forever.body));
+    assert_error(
+        &app.post(&rotate, short_key, json!({})).await,
+        403,
+        "forbidden",
+    );
+    // A key that never expires and a user mint keys of any lifetime.
+    let (_, lasting) = app.create_key(&id(&org), &["vouch:org:admin"]).await;
+    let res = app
+        .post(&keys, &lasting, json!({"name": "also forever"}))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    assert_eq!(app.post(&rotate, &lasting, json!({})).await.status, 201);
+    // Refusals appended nothing: bootstrap, short, within, app key, lasting, also forever, rotated.
+    assert_eq!(app.count_events("api_key.created").await, 7);
+}
