@@ -85,13 +85,19 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
-    /// Check an export offline; names the first line that fails.
+    /// Check an export offline; names the first line that fails. Without
+    /// `--public-key` only integrity is checked, not who signed it: exit status 3
+    /// unless `--unpinned` accepts that.
     VerifyExport {
         /// The export file.
         file: std::path::PathBuf,
         /// The expected signer (base64url Ed25519 public key; see `audit-public-key`).
         #[arg(long)]
         public_key: Option<String>,
+        /// Without `--public-key`: accept an export whose signer is not pinned
+        /// (integrity only) with exit status 0.
+        #[arg(long, conflicts_with = "public_key")]
+        unpinned: bool,
     },
     /// Print the audit key's public key (to pin in verify-export).
     AuditPublicKey {
@@ -254,18 +260,34 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             file.sync_all()?;
             println!("{}", progress.finish());
         }
-        Command::VerifyExport { file, public_key } => {
+        Command::VerifyExport {
+            file,
+            public_key,
+            unpinned,
+        } => {
             let verified = vouch::audit::verify::verify_export(&file, public_key.as_deref())?;
+            let checkpoint = if verified.checkpoint_checked {
+                ", chain checkpoint verified"
+            } else {
+                ""
+            };
+            if public_key.is_some() {
+                println!(
+                    "verify-export: ok: {} events, signed by the pinned key {}{checkpoint}",
+                    verified.events, verified.key_id,
+                );
+                return Ok(());
+            }
             println!(
-                "verify-export: ok: {} events, signed by key {}{}",
-                verified.events,
-                verified.key_id,
-                if verified.checkpoint_checked {
-                    ", chain checkpoint verified"
-                } else {
-                    ""
-                }
+                "verify-export: integrity ok: {} events, consistent with key {}{checkpoint}.\n\
+                 ORIGIN NOT CHECKED: no --public-key was given, so the key inside the export \
+                 was trusted; anyone can sign an export with a key of their own. Pin vouch's \
+                 audit key with --public-key (see `vouch audit-public-key`).",
+                verified.events, verified.key_id,
             );
+            if !unpinned {
+                return Err(Box::new(Unpinned));
+            }
         }
         Command::AuditPublicKey { audit_key_file } => {
             let key = vouch::audit::key::AuditKey::load_or_create(&audit_key_file)?;
@@ -299,12 +321,24 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `verify-export` checked integrity only, and `--unpinned` did not accept that.
+#[derive(Debug, thiserror::Error)]
+#[error("verify-export: the export's signer was not checked (give --public-key, or --unpinned to accept integrity only)")]
+struct Unpinned;
+
+/// The exit status of an export that verified, but not against a pinned key.
+const EXIT_UNPINNED: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vouch::telemetry::init();
     let outcome = actix_web::rt::System::new().block_on(run(cli));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Unpinned>() => {
+            eprintln!("vouch: {e}");
+            ExitCode::from(EXIT_UNPINNED)
+        }
         Err(e) => {
             let e = vouch::telemetry::error_chain(e.as_ref());
             tracing::error!(error = %e, "vouch stopped with an error");

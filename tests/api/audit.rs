@@ -298,3 +298,49 @@ async fn the_chainer_links_every_event_and_signs_checkpoints() {
     ));
     assert!(count("SELECT count(*) FROM audit_checkpoints").await >= 1);
 }
+
+/// Runs `vouch verify-export` on `path` with `args`; (exit status, stdout + stderr).
+fn verify_cli(path: &PathBuf, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("verify-export")
+        .arg(path)
+        .args(args)
+        .env("VOUCH_LOG", "off")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[actix_web::test]
+async fn an_unpinned_verification_says_the_origin_was_not_checked() {
+    let app = spawn_app().await;
+    app.create_org("acme", None).await;
+    // An export signed by a key that is not vouch's: a forgery, as far as
+    // anyone who pins vouch's key is concerned.
+    let forger_file = temp("forger.key");
+    let forger = AuditKey::load_or_create(&forger_file).unwrap();
+    let forged = export_to_file(&app, &forger, ExportFilter::default()).await;
+    let vouch_file = temp("vouch.key");
+    let vouch_key = AuditKey::load_or_create(&vouch_file).unwrap();
+
+    let (status, text) = verify_cli(&forged, &[]);
+    assert_eq!(status, 3, "{text}");
+    assert!(text.contains("ORIGIN NOT CHECKED"), "{text}");
+    let (status, text) = verify_cli(&forged, &["--unpinned"]);
+    assert_eq!(status, 0, "{text}");
+    assert!(
+        text.contains("integrity ok") && text.contains("ORIGIN NOT CHECKED"),
+        "{text}"
+    );
+    let (status, text) = verify_cli(&forged, &["--public-key", &vouch_key.public_key()]);
+    assert_eq!(status, 1, "{text}");
+    assert!(text.contains("another key"), "{text}");
+    let (status, text) = verify_cli(&forged, &["--public-key", &forger.public_key()]);
+    assert_eq!(status, 0, "{text}");
+    assert!(text.contains("signed by the pinned key"), "{text}");
+    for file in [forger_file, vouch_file, forged] {
+        let _ = std::fs::remove_file(file);
+    }
+}
