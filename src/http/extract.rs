@@ -53,8 +53,9 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
-/// Parses a request body as `T`, with API.md's errors: 400 for broken JSON,
-/// 422 naming the offending field (its path, such as `scopes[1]`) otherwise.
+/// Parses a request body as `T`, with API.md's errors: 400 for a body that is
+/// not JSON (checked first, whatever its fields), 422 naming the offending field
+/// (its path, such as `scopes[1]`) otherwise.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     use serde_json::error::Category;
     let syntax = |e: &serde_json::Error| {
@@ -65,6 +66,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             e.column()
         ))
     };
+    // Syntax first, over the whole body: a body that is not JSON is 400 even
+    // where its fields, read as far as they go, would already be wrong.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| syntax(&e))?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -336,7 +340,18 @@ mod tests {
 
     #[test]
     fn broken_or_trailing_json_is_a_syntax_error() {
-        for body in [r#"{"name": "a"} x"#, r#"{"name": "#, "", "{"] {
+        for body in [
+            r#"{"name": "a"} x"#,
+            r#"{"name": "#,
+            "",
+            "{",
+            // Wrong before the syntax breaks: still a syntax error.
+            "[1, 2",
+            "{} trailing",
+            r#"{"a": 1,}"#,
+            r#"{"a": "unterminated}"#,
+            r#"{"name": 5, }"#,
+        ] {
             assert!(
                 matches!(
                     parse_json::<Body>(body.as_bytes()),

@@ -246,3 +246,67 @@ async fn a_key_may_not_mint_a_key_that_outlives_it() {
     // Refusals appended nothing: bootstrap, short, within, app key, lasting, also forever, rotated.
     assert_eq!(app.count_events("api_key.created").await, 7);
 }
+
+/// Every operation of `/openapi.json` that takes a JSON body, with its path
+/// parameters filled in with objects that exist.
+async fn json_operations(app: &crate::helpers::TestApp) -> Vec<(String, String)> {
+    let user = app.create_user("json@example.org").await;
+    let org = app.create_org("json", Some(&id(&user))).await;
+    let (key_id, _) = app.create_key(&id(&org), &[]).await;
+    let doc = app.request("GET", "/openapi.json", None, None).await.body;
+    let mut operations = vec![];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("requestBody").is_none() {
+                continue;
+            }
+            let concrete = path
+                .replace("{org_id}", &id(&org))
+                .replace("{key_id}", &key_id)
+                .replace("{user_id}", &id(&user))
+                .replace("{id}", &id(&user));
+            operations.push((method.to_uppercase(), concrete));
+        }
+    }
+    operations
+}
+
+#[actix_web::test]
+async fn a_body_that_is_not_json_is_400_on_every_route_before_its_fields_are_read() {
+    let app = spawn_app().await;
+    let operations = json_operations(&app).await;
+    assert!(operations.len() >= 15, "{operations:?}");
+    let malformed = [
+        "[1, 2",
+        "{} trailing",
+        r#"{"a": 1,}"#,
+        r#"{"a": "unterminated}"#,
+        r#"{"name": 5,"#,
+    ];
+    let mut checked = 0;
+    for (method, path) in &operations {
+        for body in malformed {
+            let res = app
+                .raw(
+                    method,
+                    path,
+                    Some(&app.admin_key),
+                    Some("application/json"),
+                    body.as_bytes().to_vec(),
+                )
+                .await;
+            assert_error(&res, 400, "invalid_json");
+            assert!(
+                res.body["error"].get("details").is_none()
+                    || res.body["error"]["details"].get("field").is_none(),
+                "{method} {path} {body}: {}",
+                res.text
+            );
+            checked += 1;
+        }
+    }
+    eprintln!(
+        "{checked} malformed bodies on {} operations: all 400",
+        operations.len()
+    );
+}
