@@ -21,18 +21,25 @@ where
         .with_writer(writer)
 }
 
-/// tokio-postgres logs every statement's parameters at debug: password and key
-/// hashes, emails, client addresses. Those lines stay off whatever the filter asks.
-const STATEMENT_PARAMETERS_OFF: &str = "tokio_postgres::query=info";
+/// Lines that stay off whatever the filter asks:
+/// - tokio-postgres logs every statement's parameters at debug: password and
+///   key hashes, emails, client addresses;
+/// - lapin warns once per message the broker returns (with no queue bound,
+///   every event of every retry), with the message's body: the relay logs one
+///   line per retry with the count instead.
+const ALWAYS_OFF: [&str; 2] = [
+    "tokio_postgres::query=info",
+    "lapin::returned_messages=error",
+];
 
 /// The filter of a `VOUCH_LOG` value (`info` if it does not parse), with the
-/// lines that would carry secrets always off.
+/// lines that would carry secrets or flood the log always off.
 pub fn filter(spec: &str) -> EnvFilter {
     let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    match STATEMENT_PARAMETERS_OFF.parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    }
+    ALWAYS_OFF
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, EnvFilter::add_directive)
 }
 
 /// Installs the global subscriber. `VOUCH_LOG` filters (default `info`);

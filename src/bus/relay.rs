@@ -60,8 +60,12 @@ enum RelayError {
     Store(#[from] crate::store::StoreError),
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("the broker returned event {0} as unroutable: bind a queue to the exchange with '#'")]
-    Unroutable(String),
+    #[error("the broker returned {count} of {batch} events as unroutable (the first: {first}): bind a queue to the exchange with '#'")]
+    Unroutable {
+        count: usize,
+        batch: usize,
+        first: String,
+    },
     #[error("the broker refused event {0}")]
     Nacked(String),
     #[error("leadership lost")]
@@ -210,14 +214,23 @@ async fn publish_batch(
             .await?;
         confirms.push((e.event_id, confirm));
     }
+    // Every confirm is awaited, so that one retry reports the batch once.
+    let mut unroutable = Vec::new();
     for (event_id, confirm) in confirms {
         match confirm.await? {
             Confirmation::Ack(None) => {}
-            Confirmation::Ack(Some(_)) => return Err(RelayError::Unroutable(event_id.to_string())),
+            Confirmation::Ack(Some(_)) => unroutable.push(event_id),
             Confirmation::Nack(_) | Confirmation::NotRequested => {
                 return Err(RelayError::Nacked(event_id.to_string()))
             }
         }
     }
-    Ok(())
+    match unroutable.first() {
+        None => Ok(()),
+        Some(first) => Err(RelayError::Unroutable {
+            count: unroutable.len(),
+            batch: events.len(),
+            first: first.to_string(),
+        }),
+    }
 }

@@ -329,3 +329,51 @@ async fn readiness_follows_the_broker_even_when_the_relay_is_idle() {
     sub.wait_for(4).await;
     sub.stop().await;
 }
+
+#[actix_web::test]
+async fn with_no_queue_bound_the_relay_logs_one_line_per_retry() {
+    let log = crate::log_capture::LogCapture::start();
+    let exchange = format!("vouch.test.{}", Uuid::new_v4().simple());
+    let name = exchange.clone();
+    let app = spawn_app_with(move |s| {
+        s.relay = true;
+        s.exchange = name;
+    })
+    .await;
+    for i in 0..20 {
+        app.create_org(&format!("unbound-{i}"), None).await;
+    }
+    // Backoff 0.1, 0.2, 0.4, 0.8, 1.6 s: six rounds or so in four seconds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    app.stop.stop().await;
+    let text = log.text();
+    let returned = text
+        .lines()
+        .filter(|l| l.contains("Server returned us a message"))
+        .count();
+    let retries: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("relay: retrying") && l.contains("returned 23 of 23 events"))
+        .collect();
+    eprintln!(
+        "no queue bound: {} retry lines, {returned} per-message lines, 23 events",
+        retries.len()
+    );
+    assert_eq!(returned, 0, "the broker library's per-message warning");
+    assert!(!retries.is_empty() && retries.len() <= 12, "{retries:?}");
+    delete_exchange(&exchange).await;
+}
+
+/// Removes a test's exchange.
+pub async fn delete_exchange(exchange: &str) {
+    use lapin::options::ExchangeDeleteOptions;
+    let connection = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+}
