@@ -99,6 +99,16 @@ enum Command {
         #[arg(long, conflicts_with = "public_key")]
         unpinned: bool,
     },
+    /// Exit 0 if the local service answers `/healthz` (with `--ready`:
+    /// `/readyz`) with 200; for container health checks.
+    Healthcheck {
+        /// The address the service listens on; 0.0.0.0 and [::] are asked on loopback.
+        #[arg(long, env = "VOUCH_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Ask `/readyz` (the database answers) instead of `/healthz` (the process answers).
+        #[arg(long)]
+        ready: bool,
+    },
     /// Print the audit key's public key (to pin in verify-export).
     AuditPublicKey {
         /// The audit key file.
@@ -289,6 +299,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err(Box::new(Unpinned));
             }
         }
+        Command::Healthcheck { bind, ready } => healthcheck(&bind, ready).await?,
         Command::AuditPublicKey { audit_key_file } => {
             let key = vouch::audit::key::AuditKey::load_or_create(&audit_key_file)?;
             println!("{} (key id {})", key.public_key(), key.key_id());
@@ -318,6 +329,36 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    Ok(())
+}
+
+/// Asks the service at `bind` for `/healthz` or `/readyz`; an error unless 200.
+async fn healthcheck(bind: &str, ready: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let mut addr: SocketAddr = bind
+        .parse()
+        .map_err(|e| format!("healthcheck: --bind {bind:?}: {e}"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let url = format!("http://{addr}{path}");
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .finish();
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("healthcheck: {url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("healthcheck: {url}: {status}").into());
+    }
+    println!("healthcheck: {url}: {status}");
     Ok(())
 }
 

@@ -69,6 +69,12 @@ impl StopHandle {
 impl Application {
     /// Creates the database if missing, migrates, bootstraps, and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        // First: a key file that cannot be read or written must stop start-up
+        // before the bootstrap commits an admin key it would never print.
+        let audit_key = crate::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?;
+        let listener = bind(&settings.bind)?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let management_listener = settings.metrics_address().map(bind).transpose()?;
         let pool = store::connect(&settings.database_url, settings.db_pool_size).await?;
         migrate::run(&pool).await?;
         let app = App::new(pool, Policy::from_settings(&settings));
@@ -82,11 +88,6 @@ impl Application {
             app.clone(),
             std::time::Duration::from_secs(settings.key_usage_flush_seconds.max(1)),
         );
-        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
-            addr: settings.bind.clone(),
-            source,
-        })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let relay_status = Arc::new(RelayStatus::default());
         let relay = settings.relay.then(|| {
             let config = RelayConfig {
@@ -97,7 +98,6 @@ impl Application {
             };
             actix_web::rt::spawn(relay::run(app.pool().clone(), config, relay_status.clone()))
         });
-        let audit_key = crate::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?;
         let policy = settings.checkpoint_policy();
         if settings.chainer {
             let chainer = crate::audit::chainer::run(
@@ -115,8 +115,8 @@ impl Application {
         let metrics = web::Data::new(Metrics::new()?);
         let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());
-        let management = match settings.metrics_address() {
-            Some(addr) => Some(management_server(addr, &data, &metrics, &bus)?),
+        let management = match management_listener {
+            Some(listener) => Some(management_server(listener, &data, &metrics, &bus)?),
             None => None,
         };
         let public_metrics = management.is_none();
@@ -200,20 +200,27 @@ impl Application {
     }
 }
 
+/// Binds a listener, before anything is committed: a start-up that cannot
+/// listen must not bootstrap an admin key it would never print.
+fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
 /// The operators' listener: `/metrics`, `/healthz` and `/readyz` on an address
 /// of their own, one worker, with the request id and metrics of every request.
 fn management_server(
-    addr: &str,
+    listener: TcpListener,
     app: &web::Data<App>,
     metrics: &web::Data<Metrics>,
     bus: &web::Data<BusProbe>,
 ) -> Result<(Server, u16), StartError> {
-    let bind_error = |source| StartError::Bind {
-        addr: addr.to_owned(),
-        source,
-    };
-    let listener = TcpListener::bind(addr).map_err(bind_error)?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "management listener".to_owned(), |a| a.to_string());
     let (app, metrics, bus) = (app.clone(), metrics.clone(), bus.clone());
     let server = HttpServer::new(move || {
         actix_web::App::new()
@@ -225,7 +232,7 @@ fn management_server(
     })
     .workers(1)
     .listen(listener)
-    .map_err(bind_error)?
+    .map_err(|source| StartError::Bind { addr, source })?
     .run();
     Ok((server, port))
 }

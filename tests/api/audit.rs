@@ -1,4 +1,5 @@
 use crate::helpers::*;
+use crate::scratch::TempPath;
 
 use std::path::PathBuf;
 use vouch::audit::chainer::CheckpointPolicy;
@@ -16,11 +17,11 @@ impl LineSink for FileSink {
     }
 }
 
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("vouch-{}-{name}", uuid::Uuid::new_v4().simple()))
+fn temp(name: &str) -> TempPath {
+    TempPath::new(name)
 }
 
-async fn export_to_file(app: &TestApp, key: &AuditKey, filter: ExportFilter) -> PathBuf {
+async fn export_to_file(app: &TestApp, key: &AuditKey, filter: ExportFilter) -> TempPath {
     let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
     let policy = CheckpointPolicy {
         every_events: 1000,
@@ -44,7 +45,7 @@ fn line_of(path: &PathBuf, needle: &str) -> usize {
         + 1
 }
 
-fn tamper(path: &PathBuf, line: usize, from: &str, to: &str) -> PathBuf {
+fn tamper(path: &PathBuf, line: usize, from: &str, to: &str) -> TempPath {
     let text = std::fs::read_to_string(path).unwrap();
     let changed: Vec<String> = text
         .lines()
@@ -340,7 +341,4 @@ async fn an_unpinned_verification_says_the_origin_was_not_checked() {
     let (status, text) = verify_cli(&forged, &["--public-key", &forger.public_key()]);
     assert_eq!(status, 0, "{text}");
     assert!(text.contains("signed by the pinned key"), "{text}");
-    for file in [forger_file, vouch_file, forged] {
-        let _ = std::fs::remove_file(file);
-    }
 }

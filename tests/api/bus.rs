@@ -2,9 +2,9 @@
 
 use crate::helpers::*;
 use crate::proxy::Proxy;
+use crate::scratch::{BrokerObjects, TempPath};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -15,7 +15,9 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct Subscriber {
     pub exchange: String,
-    out: PathBuf,
+    out: TempPath,
+    /// Its exchange and queue, deleted when it goes.
+    _broker: BrokerObjects,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<Summary>>,
 }
@@ -24,12 +26,16 @@ impl Subscriber {
     /// The reference subscriber on a fresh exchange and queue.
     pub async fn start() -> Subscriber {
         let name = format!("vouch.test.{}", Uuid::new_v4().simple());
-        let out = std::env::temp_dir().join(format!("{name}.jsonl"));
+        let out = TempPath::new("audit.jsonl");
         let config = ConsumerConfig {
             amqp_url: AMQP.into(),
             exchange: name.clone(),
             queue: format!("{name}.audit"),
-            out: out.clone(),
+            out: out.to_path_buf(),
+        };
+        let broker = BrokerObjects {
+            exchanges: vec![config.exchange.clone()],
+            queues: vec![config.queue.clone()],
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let (report, done) = oneshot::channel();
@@ -49,6 +55,7 @@ impl Subscriber {
         Subscriber {
             exchange: name,
             out,
+            _broker: broker,
             stop: Some(stop),
             done: Some(done),
         }
@@ -80,9 +87,7 @@ impl Subscriber {
 
     async fn stop(mut self) -> Summary {
         let _ = self.stop.take().unwrap().send(());
-        let summary = self.done.take().unwrap().await.unwrap();
-        let _ = std::fs::remove_file(&self.out);
-        summary
+        self.done.take().unwrap().await.unwrap()
     }
 }
 
@@ -334,6 +339,10 @@ async fn readiness_follows_the_broker_even_when_the_relay_is_idle() {
 async fn with_no_queue_bound_the_relay_logs_one_line_per_retry() {
     let log = crate::log_capture::LogCapture::start();
     let exchange = format!("vouch.test.{}", Uuid::new_v4().simple());
+    let _broker = BrokerObjects {
+        exchanges: vec![exchange.clone()],
+        queues: vec![],
+    };
     let name = exchange.clone();
     let app = spawn_app_with(move |s| {
         s.relay = true;
@@ -361,19 +370,4 @@ async fn with_no_queue_bound_the_relay_logs_one_line_per_retry() {
     );
     assert_eq!(returned, 0, "the broker library's per-message warning");
     assert!(!retries.is_empty() && retries.len() <= 12, "{retries:?}");
-    delete_exchange(&exchange).await;
-}
-
-/// Removes a test's exchange.
-pub async fn delete_exchange(exchange: &str) {
-    use lapin::options::ExchangeDeleteOptions;
-    let connection = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    let _ = connection.close(200, "done".into()).await;
 }

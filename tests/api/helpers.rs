@@ -1,8 +1,9 @@
 //! `spawn_app`: a fresh database, migrated and bootstrapped, and a server on port 0.
 
+use crate::scratch::TempDatabase;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 use vouch::app::Bootstrap;
 use vouch::config::Settings;
 use vouch::startup::Application;
@@ -10,6 +11,8 @@ use vouch::startup::Application;
 pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub struct TestApp {
+    /// Dropped with the last service on it.
+    pub database: Arc<TempDatabase>,
     pub app: vouch::app::App,
     /// The management listener (`VOUCH_METRICS_BIND`), if it has one.
     pub management: Option<String>,
@@ -28,10 +31,11 @@ pub struct Response {
     pub text: String,
 }
 
-pub fn fresh_database_url() -> String {
+/// A database of its own for one test, dropped when the test ends.
+pub fn fresh_database() -> Arc<TempDatabase> {
     // Every test starts here or in `spawn_instance`: the log is on from the first.
     crate::log_capture::install();
-    format!("{PG}/vouch_test_{}", Uuid::new_v4().simple())
+    Arc::new(TempDatabase::new())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -39,7 +43,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let database_url = fresh_database_url();
+    spawn_app_on(fresh_database(), adjust).await
+}
+
+/// A service started on `database`, which it bootstraps.
+pub async fn spawn_app_on(
+    database: Arc<TempDatabase>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let database_url = database.url.clone();
     let mut settings = Settings::for_database(&database_url);
     adjust(&mut settings);
     let application = Application::build(settings).await.expect("service starts");
@@ -58,6 +70,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .timeout(Duration::from_secs(30))
         .finish();
     TestApp {
+        database,
         app,
         management,
         relay,
@@ -101,6 +114,7 @@ pub async fn spawn_instance(of: &TestApp, adjust: impl FnOnce(&mut Settings)) ->
     let (relay, stop) = (application.relay_status(), application.stop_handle());
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
+        database: of.database.clone(),
         app,
         management,
         relay,

@@ -207,8 +207,7 @@ async fn the_chainer_links_transactions_of_every_length_in_order() {
     let app = spawn_app().await;
     let expected = events_of_old_transactions(&app).await;
     let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
-    let key_file =
-        std::env::temp_dir().join(format!("vouch-{}-chain.key", Uuid::new_v4().simple()));
+    let key_file = crate::scratch::TempPath::new("chain.key");
     let key = vouch::audit::key::AuditKey::load_or_create(&key_file).unwrap();
     let policy = vouch::audit::chainer::CheckpointPolicy {
         every_events: 1000,

@@ -25,6 +25,7 @@ mod orgs;
 mod proxy;
 mod races;
 mod replay;
+mod scratch;
 mod security;
 mod sessions;
 mod throttles;

@@ -176,7 +176,8 @@ async fn protected_routes_need_a_valid_credential() {
 
 #[actix_web::test]
 async fn three_instances_starting_together_migrate_once() {
-    let url = fresh_database_url();
+    let database = fresh_database();
+    let url = database.url.clone();
     let build = |url: String| async move {
         vouch::startup::Application::build(vouch::config::Settings::for_database(url)).await
     };
@@ -306,4 +307,76 @@ async fn metrics_can_leave_the_public_port() {
         .send()
         .await
         .is_err());
+}
+
+/// Whether the database at `url` holds any event.
+async fn has_events(url: &str) -> bool {
+    let pool = vouch::store::connect(url, 1).await.unwrap();
+    !vouch::store::queries::is_log_empty(&pool.get().await.unwrap())
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_start_that_cannot_use_its_key_file_or_address_commits_no_admin_key() {
+    // A key file in a directory that does not exist (an image without a
+    // writable working directory).
+    let database = fresh_database();
+    let url = database.url.clone();
+    let mut settings = vouch::config::Settings::for_database(&url);
+    settings.audit_key_file = std::path::PathBuf::from("/nonexistent-vouch-dir/vouch-audit.key");
+    let outcome = vouch::startup::Application::build(settings).await;
+    assert!(
+        matches!(outcome, Err(vouch::startup::StartError::AuditKey(_))),
+        "{:?}",
+        outcome.err()
+    );
+    // An address that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = vouch::config::Settings::for_database(&url);
+    settings.bind = taken.local_addr().unwrap().to_string();
+    let outcome = vouch::startup::Application::build(settings).await;
+    assert!(
+        matches!(outcome, Err(vouch::startup::StartError::Bind { .. })),
+        "{:?}",
+        outcome.err()
+    );
+    // Nothing was bootstrapped: the next start that works prints the first key.
+    let app = spawn_app_on(database, |_| {}).await;
+    assert!(has_events(&url).await);
+    assert!(app.admin_key.starts_with("vk_"));
+}
+
+#[actix_web::test]
+async fn the_healthcheck_command_answers_for_the_container() {
+    let app = spawn_app().await;
+    let bind = app
+        .address
+        .trim_start_matches("http://")
+        .replace("127.0.0.1", "0.0.0.0");
+    // On the blocking pool: the service runs on this test's runtime.
+    let run = |args: Vec<String>| async move {
+        actix_web::rt::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+                .arg("healthcheck")
+                .args(args)
+                .env("VOUCH_LOG", "off")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let out = run(args(&["--bind", &bind])).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/healthz: 200"));
+    let out = run(args(&["--bind", &bind, "--ready"])).await;
+    assert!(out.status.success(), "{out:?}");
+    // Nothing listens there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let out = run(args(&["--bind", &format!("127.0.0.1:{port}")])).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

@@ -282,7 +282,7 @@ async fn the_log_has_every_request_and_no_secret() {
 #[test]
 fn the_log_scanner_finds_each_kind_of_secret() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scan_logs.sh");
-    let dir = std::env::temp_dir().join(format!("vouch-scan-{}", uuid::Uuid::new_v4().simple()));
+    let dir = crate::scratch::TempPath::new("scan");
     std::fs::create_dir_all(&dir).unwrap();
     let run = |name: &str, lines: &[String]| {
         let path = dir.join(name);
