@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Scans a vouch JSON-lines log (e.g. the one a test run writes with
 # VOUCH_TEST_LOG=FILE) for secrets: API keys, refresh tokens, access tokens
-# (JWTs), argon2 password hashes and every password the integration tests in
-# tests/api/ use.
+# (JWTs), argon2 password hashes, every password the integration tests in
+# tests/api/ (and its subdirectories) use, and the passwords listed in
+# PASSWORDS_FILE (one a line: those a harness made up as it ran).
 #
-#   tests/scan_logs.sh FILE
+#   tests/scan_logs.sh FILE [PASSWORDS_FILE]
 #
 # Exit 0: clean. Exit 1: secrets found; their lines are listed with the secret
 # masked. Exit 2: no usable log (missing, empty, or without a single request
@@ -13,8 +14,13 @@ set -euo pipefail
 
 tests_dir="$(cd "$(dirname "$0")" && pwd)"
 log="${1:-}"
-if [ -z "$log" ] || [ "$#" -ne 1 ]; then
-  echo "usage: $0 LOG_FILE" >&2
+extra="${2:-}"
+if [ -z "$log" ] || [ "$#" -gt 2 ]; then
+  echo "usage: $0 LOG_FILE [PASSWORDS_FILE]" >&2
+  exit 2
+fi
+if [ -n "$extra" ] && [ ! -r "$extra" ]; then
+  echo "$extra: cannot read the passwords file" >&2
   exit 2
 fi
 if [ ! -s "$log" ]; then
@@ -34,10 +40,12 @@ fi
 common="$tests_dir/../src/auth/common_passwords.txt"
 passwords="$(mktemp)"
 trap 'rm -f "$passwords"' EXIT
+mapfile -t sources < <(find "$tests_dir/api" -name '*.rs' | sort)
 {
-  grep -ohE '"(current_|new_)?password"[[:space:]]*:[[:space:]]*(format!\()?"[^"]*"' "$tests_dir"/api/*.rs || true
-  grep -ohE '[A-Za-z0-9_]*([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]|[Pp]assphrase)[A-Za-z0-9_]*[[:space:]]*(:[[:space:]]*&(.static[[:space:]]+)?str)?[[:space:]]*=[[:space:]]*"[^"]*"' "$tests_dir"/api/*.rs || true
-  grep -ohE 'sign_in\([^,()]*,[[:space:]]*"[^"]*"' "$tests_dir"/api/*.rs || true
+  grep -ohE '"(current_|new_)?password"[[:space:]]*:[[:space:]]*(format!\()?"[^"]*"' "${sources[@]}" || true
+  grep -ohE '[A-Za-z0-9_]*([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]|[Pp]assphrase)[A-Za-z0-9_]*[[:space:]]*(:[[:space:]]*&(.static[[:space:]]+)?str)?[[:space:]]*=[[:space:]]*"[^"]*"' "${sources[@]}" || true
+  grep -ohE 'sign_in\([^,()]*,[[:space:]]*"[^"]*"' "${sources[@]}" || true
+  if [ -n "$extra" ]; then sed -E 's/^(.*)$/"\1"/' "$extra"; fi
 } | sed -E 's/.*"([^"]*)"$/\1/' |
   sed -E 's/\{[^}]*\}/\n/g' |
   awk 'length($0) >= 8' |

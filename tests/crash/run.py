@@ -83,6 +83,8 @@ class Stats:
 
 
 STATS = Stats()
+# Every password the load threads made up: vouch's log must hold none of them.
+PASSWORDS: set[str] = set()
 
 
 # --------------------------------------------------------------------------
@@ -478,6 +480,7 @@ class Worker(threading.Thread):
         oid = self.next_id()
         email = f"{oid}@crash.example.com"
         password = f"pw-{oid}-{self.rng.getrandbits(48):012x}"
+        PASSWORDS.add(password)
         op = self.op("sign_up", "POST", "/v1/users",
                      {"email": email, "password": password, "name": f"user {oid}"},
                      None, (201,), oid=oid, email=email)
@@ -572,6 +575,7 @@ class Worker(threading.Thread):
         own = self.pick([s for s in user.live_sessions() if s.access])
         others = [s for s in user.live_sessions() if s is not own]
         new = f"pw2-{self.rng.getrandbits(64):016x}"
+        PASSWORDS.add(new)
         op = self.op("change_password", "POST", f"/v1/users/{user.id}/password",
                      {"current_password": user.password, "new_password": new}, own.access,
                      (204,), user_id=user.id, own_session=own.id,
@@ -1345,6 +1349,22 @@ def main() -> int:
                             except ValueError:
                                 warnings[line.strip()[:120]] += 1
 
+        # Secrets in vouch's own log: keys, tokens, hashes and every password used.
+        scanned = os.path.join(workdir, "scanned.log")
+        with open(scanned, "wb") as out:
+            for name in sorted(os.listdir(workdir)):
+                if name.startswith("vouch-") and name.endswith(".log"):
+                    with open(os.path.join(workdir, name), "rb") as f:
+                        shutil.copyfileobj(f, out)
+        passwords_file = os.path.join(workdir, "passwords.txt")
+        with open(passwords_file, "w") as f:
+            f.write("".join(f"{p}\n" for p in sorted(PASSWORDS)))
+        scanner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scan_logs.sh")
+        scan = subprocess.run([scanner, scanned, passwords_file], capture_output=True, text=True)
+        scan_out = (scan.stdout + scan.stderr).strip()
+        log(f"log scan: {scan_out.splitlines()[-1] if scan_out else '(no output)'}")
+        os.remove(passwords_file)
+
         # ---- summary
         st = STATS.statuses
         by_class = Counter(f"{s // 100}xx" for s in st.elements())
@@ -1383,6 +1403,7 @@ def main() -> int:
             "audit_delivered": len(delivered & event_ids), "audit_missing": len(event_ids - delivered),
             "chain_caught_up": chain_ok, "export_verified": export_ok,
             "error_log_lines": len(error_lines),
+            "log_scan_clean": scan.returncode == 0,
             "warnings": dict(warnings),
             "ops_by_kind": dict(sorted(Counter(op.kind for op in ops).items())),
         }
@@ -1393,6 +1414,8 @@ def main() -> int:
             problems.append(f"replay --verify: exit {replay.returncode}, {drift_rows} drift rows")
         if STATS.c["kills"] < args.kills:
             problems.append(f"only {STATS.c['kills']} kills")
+        if scan.returncode != 0:
+            problems.append(f"log scan (exit {scan.returncode}): {scan_out[-2000:]}")
         failed = bool(problems) or s500 > 0 or s5xx_other > 0
         summary["failures"] = len(problems)
 

@@ -19,8 +19,8 @@ for arg in "$@"; do
 done
 
 if [ "$profile" = release ]; then
-  cargo build --release --bin vouch
+  cargo build --locked --release --bin vouch
 else
-  cargo build --bin vouch
+  cargo build --locked --bin vouch
 fi
 exec python3 tests/crash/run.py --bin "target/$profile/vouch" "${args[@]}"
