@@ -71,9 +71,10 @@ impl fmt::Display for Email {
 
 /// Whether a character is invisible or a control: a control or format
 /// character (zero-width spaces and joiners, bidi controls, the soft hyphen),
-/// a line or paragraph separator, any other default-ignorable code point
-/// (variation selectors, Hangul fillers, tags), private use or unassigned.
-/// Such characters let two names or emails look alike while they differ.
+/// a line or paragraph separator, or any other default-ignorable code point
+/// (variation selectors, Hangul fillers, tags). Such characters let two names
+/// or emails look alike while they differ. Unassigned code points are not
+/// refused: Unicode may assign them (new emoji) before this data knows it.
 pub fn is_invisible(c: char) -> bool {
     use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
     use icu_properties::{CodePointMapData, CodePointSetData};
@@ -86,9 +87,6 @@ pub fn is_invisible(c: char) -> bool {
             | GeneralCategory::Format
             | GeneralCategory::LineSeparator
             | GeneralCategory::ParagraphSeparator
-            | GeneralCategory::PrivateUse
-            | GeneralCategory::Surrogate
-            | GeneralCategory::Unassigned
     )
 }
 
@@ -339,7 +337,7 @@ mod tests {
             '\u{e0041}', // tag latin capital A
             '\u{2028}',  // line separator
             '\u{0007}',  // bell
-            '\u{e000}',  // private use
+            '\u{0085}',  // next line (a control)
         ] {
             assert!(is_invisible(c), "{c:?}");
             let email = format!("a{c}da@example.org");

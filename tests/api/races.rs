@@ -166,3 +166,29 @@ async fn a_sign_in_racing_a_password_change_leaves_no_session_of_the_old_passwor
     .await;
     assert_eq!(live, ROUNDS as i64, "sessions of a superseded password");
 }
+
+#[actix_web::test]
+async fn a_disabled_users_session_is_refused_even_if_it_was_left_live() {
+    let app = racing_app().await;
+    let (_, token, refresh) = app.user_session("left@example.org").await;
+    // As if a disable had missed this session: the flag alone, no revocation.
+    app.db()
+        .await
+        .execute(
+            "UPDATE users SET disabled = true WHERE email = 'left@example.org'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.get("/v1/me", &token).await.status, 401);
+    let res = app
+        .request(
+            "POST",
+            "/v1/sessions/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
+        .await;
+    assert_eq!(res.status, 401, "{}", res.text);
+    assert_eq!(app.count_events("session.refreshed").await, 0);
+}
