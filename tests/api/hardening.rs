@@ -95,14 +95,7 @@ async fn secrets_are_never_cached_and_nothing_is_sniffed() {
     let org_id = id(&org);
     app.create_user("ada@example.org").await;
     let signed_in = app.sign_in("ada@example.org", PASSWORD).await;
-    let refreshed = app
-        .request(
-            "POST",
-            "/v1/sessions/refresh",
-            None,
-            Some(json!({"refresh_token": signed_in.body["refresh_token"]})),
-        )
-        .await;
+    let refreshed = app.refresh(&signed_in.body["refresh_token"]).await;
     let created = app
         .post(
             &format!("/v1/orgs/{org_id}/keys"),

@@ -142,6 +142,17 @@ impl TestApp {
         .await
     }
 
+    /// Trades a refresh token (a JSON value, as an answer holds it) for new tokens.
+    pub async fn refresh(&self, token: &Value) -> Response {
+        self.request(
+            "POST",
+            "/v1/sessions/refresh",
+            None,
+            Some(json!({ "refresh_token": token })),
+        )
+        .await
+    }
+
     /// Signs a new user up and in; returns (user id, access token, refresh token).
     pub async fn user_session(&self, email: &str) -> (String, String, String) {
         let user = self.create_user(email).await;

@@ -382,14 +382,7 @@ async fn concurrent_duplicates_on_three_instances_create_one_key() {
 
 /// Refreshes without an `Idempotency-Key`; returns the 200 body.
 async fn refresh(app: &TestApp, token: &Value) -> Value {
-    let res = app
-        .request(
-            "POST",
-            "/v1/sessions/refresh",
-            None,
-            Some(json!({"refresh_token": token})),
-        )
-        .await;
+    let res = app.refresh(token).await;
     assert_eq!(res.status, 200, "{}", res.text);
     res.body
 }

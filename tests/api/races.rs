@@ -79,15 +79,7 @@ async fn a_sign_in_racing_disable_leaves_no_live_session() {
                 let token = session.body["access_token"].as_str().unwrap();
                 let refresh = session.body["refresh_token"].clone();
                 let me = app.get("/v1/me", token).await.status;
-                let refreshed = app
-                    .request(
-                        "POST",
-                        "/v1/sessions/refresh",
-                        None,
-                        Some(json!({ "refresh_token": refresh })),
-                    )
-                    .await
-                    .status;
+                let refreshed = app.refresh(&refresh).await.status;
                 (true, me == 200 || refreshed == 200)
             }
         });
@@ -181,14 +173,7 @@ async fn a_disabled_users_session_is_refused_even_if_it_was_left_live() {
         .await
         .unwrap();
     assert_eq!(app.get("/v1/me", &token).await.status, 401);
-    let res = app
-        .request(
-            "POST",
-            "/v1/sessions/refresh",
-            None,
-            Some(json!({ "refresh_token": refresh })),
-        )
-        .await;
+    let res = app.refresh(&json!(refresh)).await;
     assert_eq!(res.status, 401, "{}", res.text);
     assert_eq!(app.count_events("session.refreshed").await, 0);
 }

@@ -36,56 +36,47 @@ fn passed(statuses: &[u16]) -> usize {
     statuses.iter().filter(|s| **s != 429).count()
 }
 
-#[actix_web::test]
-async fn parallel_sign_ups_from_one_address_never_pass_the_limit() {
+/// On one instance, then spread over three, with a fresh window each time:
+/// `PARALLEL` requests at once from one address pass the address limit
+/// exactly `limit` times; the others are 429, the passed ones `passed_status`.
+async fn assert_limit_holds(
+    path: &str,
+    body: impl Fn(usize, usize) -> serde_json::Value,
+    limit: usize,
+    passed_status: u16,
+) {
     let apps = three_instances().await;
     for apps in [&apps[..1], &apps[..]] {
-        // A fresh window per round: the attempts of the last one are forgotten.
+        // The attempts of the last round are forgotten.
         apps[0]
             .db()
             .await
             .execute("DELETE FROM auth_attempts", &[])
             .await
             .unwrap();
-        let tag = apps.len();
-        let got = statuses(
-            apps,
-            "/v1/users",
-            |i| json!({"email": format!("signup-{tag}-{i}@example.org"), "password": PASSWORD}),
-        )
-        .await;
+        let n = apps.len();
+        let got = statuses(apps, path, |i| body(n, i)).await;
         eprintln!(
-            "{PARALLEL} parallel sign-ups on {tag} instance(s): {} passed",
+            "{PARALLEL} parallel POST {path} on {n} instance(s): {} passed",
             passed(&got)
         );
-        assert_eq!(passed(&got), SIGNUPS, "{got:?}");
-        assert!(got.iter().all(|s| [201, 429].contains(s)), "{got:?}");
+        assert_eq!(passed(&got), limit, "{got:?}");
+        assert!(
+            got.iter().all(|s| [passed_status, 429].contains(s)),
+            "{got:?}"
+        );
     }
 }
 
 #[actix_web::test]
+async fn parallel_sign_ups_from_one_address_never_pass_the_limit() {
+    let body = |n: usize, i: usize| json!({"email": format!("signup-{n}-{i}@example.org"), "password": PASSWORD});
+    assert_limit_holds("/v1/users", body, SIGNUPS, 201).await;
+}
+
+#[actix_web::test]
 async fn parallel_sign_ins_from_one_address_never_pass_the_limit() {
-    let apps = three_instances().await;
-    for apps in [&apps[..1], &apps[..]] {
-        apps[0]
-            .db()
-            .await
-            .execute("DELETE FROM auth_attempts", &[])
-            .await
-            .unwrap();
-        let tag = apps.len();
-        // Another email each: only the address limit applies.
-        let got = statuses(
-            apps,
-            "/v1/sessions",
-            |i| json!({"email": format!("nobody-{tag}-{i}@example.org"), "password": PASSWORD}),
-        )
-        .await;
-        eprintln!(
-            "{PARALLEL} parallel sign-ins on {tag} instance(s): {} passed",
-            passed(&got)
-        );
-        assert_eq!(passed(&got), SIGNINS, "{got:?}");
-        assert!(got.iter().all(|s| [401, 429].contains(s)), "{got:?}");
-    }
+    // Another email each: only the address limit applies.
+    let body = |n: usize, i: usize| json!({"email": format!("nobody-{n}-{i}@example.org"), "password": PASSWORD});
+    assert_limit_holds("/v1/sessions", body, SIGNINS, 401).await;
 }
