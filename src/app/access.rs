@@ -3,7 +3,7 @@
 use super::{App, AppError, Caller, Ctx};
 use crate::domain::org::Authority;
 use crate::domain::values::{Role, SCOPE_AUDIT_READ, SCOPE_ORG_ADMIN};
-use crate::store::queries;
+use crate::store::{memberships, orgs};
 use uuid::Uuid;
 
 /// The caller's standing in one org.
@@ -76,7 +76,7 @@ impl App {
             }
             Caller::User { user_id, .. } => {
                 let client = self.pool.get().await?;
-                queries::find_member(&client, org_id, *user_id)
+                memberships::find_member(&client, org_id, *user_id)
                     .await?
                     .and_then(|m| Role::parse(&m.role).ok())
                     .map(|role| Standing {
@@ -96,7 +96,7 @@ impl App {
             return Ok(true);
         }
         let client = self.pool.get().await?;
-        let exists = queries::find_org(&client, org_id).await?.is_some();
+        let exists = orgs::find_org(&client, org_id).await?.is_some();
         if exists {
             self.cache.note_org(org_id);
         }

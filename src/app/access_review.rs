@@ -3,7 +3,7 @@
 use super::{App, AppError, Ctx};
 use crate::domain::access_review::{AccessReview, Grant};
 use crate::domain::stored::AnyEvent;
-use crate::store::queries;
+use crate::store::{events, users};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -34,7 +34,7 @@ impl App {
         }
         let as_of = as_of.unwrap_or_else(|| self.clock.now());
         let client = self.pool.get().await?;
-        let history = queries::find_org_history(&client, org_id, as_of).await?;
+        let history = events::find_org_history(&client, org_id, as_of).await?;
         let mut review = AccessReview::default();
         for e in history {
             let event = AnyEvent::decode(&e.event_type, e.schema_version, e.data)
@@ -51,7 +51,7 @@ impl App {
             return Err(AppError::NotFound);
         }
         let ids: Vec<Uuid> = review.members.keys().copied().collect();
-        let emails = queries::find_emails(&client, &ids).await?;
+        let emails = users::find_emails(&client, &ids).await?;
         Ok(ReviewedAccess {
             as_of,
             review,

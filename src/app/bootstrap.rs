@@ -7,7 +7,7 @@ use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewKey};
 use crate::domain::org::{Org, OrgCommand};
 use crate::domain::values::{KeyName, OrgName, Scopes, Slug, SCOPE_ADMIN};
 use crate::domain::{Aggregate, DomainError, StreamType};
-use crate::store::queries;
+use crate::store::{api_keys, events, orgs};
 
 /// The slug of the org that holds admin keys.
 pub const SYSTEM_SLUG: &str = "system";
@@ -30,7 +30,7 @@ impl App {
     /// one transaction. Instances racing here: one wins, the others see the slug taken.
     pub async fn bootstrap(&self) -> Result<Bootstrap, AppError> {
         let client = self.pool.get().await?;
-        if !queries::is_log_empty(&client).await? {
+        if !events::is_log_empty(&client).await? {
             return Ok(Bootstrap::AlreadyDone);
         }
         drop(client);
@@ -70,7 +70,7 @@ impl App {
             Err(e) => return Err(e),
         }
         let client = self.pool.get().await?;
-        let row = queries::find_key(&client, key_id)
+        let row = api_keys::find_key(&client, key_id)
             .await?
             .ok_or(AppError::NotFound)?;
         Ok(Bootstrap::Created(Box::new(IssuedKey { row, key })))
@@ -80,7 +80,7 @@ impl App {
     /// recorded as events like any other.
     pub async fn mint_admin_key(&self, name: &str) -> Result<IssuedKey, AppError> {
         let client = self.pool.get().await?;
-        let org = queries::find_org_by_slug(&client, SYSTEM_SLUG)
+        let org = orgs::find_org_by_slug(&client, SYSTEM_SLUG)
             .await?
             .ok_or(AppError::NotFound)?;
         drop(client);

@@ -17,8 +17,8 @@
 //! Entries also age out after a TTL, a backstop for changes made outside vouch.
 
 use crate::auth::jwt::Claims;
+use crate::store::api_keys::KeyRow;
 use crate::store::events::RecordedEvent;
-use crate::store::queries::KeyRow;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +26,6 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The NOTIFY channel of invalidations.
-pub const CHANNEL: &str = "vouch_invalidate";
 /// Payload that empties every cache (after a replay swapped the tables).
 pub const ALL: &str = "all";
 

@@ -2,7 +2,8 @@
 //! a dedicated connection, and switches the cache off whenever that connection
 //! is not known to be alive.
 
-use super::cache::{CredentialCache, CHANNEL};
+use super::cache::CredentialCache;
+use crate::store::channels::INVALIDATIONS;
 use crate::store::listen;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ async fn listen_until_lost(
     database_url: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let mut listener = listen::connect(database_url).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen(INVALIDATIONS).await?;
     cache.resume();
     tracing::info!("credential cache: listening for invalidations");
     let mut probe = tokio::time::interval(PROBE_EVERY);
@@ -42,7 +43,7 @@ async fn listen_until_lost(
                 None => return Ok(()),
             },
             _ = probe.tick() => {
-                let alive = tokio::time::timeout(PROBE_EVERY, listener.client.simple_query("SELECT 1")).await;
+                let alive = tokio::time::timeout(PROBE_EVERY, listener.is_alive()).await;
                 match alive {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(e),

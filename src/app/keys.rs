@@ -6,7 +6,8 @@ use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewKey};
 use crate::domain::values::{KeyName, Scopes, SCOPE_ADMIN, SCOPE_KEYS_VERIFY, SCOPE_ORG_ADMIN};
 use crate::domain::DomainError;
 use crate::domain::{Aggregate, StreamType};
-use crate::store::queries::{self, KeyRow};
+use crate::store::api_keys;
+use crate::store::api_keys::KeyRow;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -129,7 +130,8 @@ impl App {
         self.standing(ctx, org_id).await?.require_manage()?;
         let client = self.pool.get().await?;
         let items =
-            queries::find_keys(&client, org_id, include_revoked, after.map(|c| c.0), limit).await?;
+            api_keys::find_keys(&client, org_id, include_revoked, after.map(|c| c.0), limit)
+                .await?;
         Ok(Page::by_id(items, limit, |k| k.id))
     }
 
@@ -298,7 +300,7 @@ impl App {
         }
         let epoch = self.cache.epoch();
         let client = self.pool.get().await?;
-        let row = queries::find_key_by_hash(&client, &hash).await?;
+        let row = api_keys::find_key_by_hash(&client, &hash).await?;
         let row = row.filter(|r| hashes_equal(&r.key_hash, &hash));
         if let Some(row) = &row {
             self.cache.fill_key(epoch, row);
@@ -317,7 +319,7 @@ impl App {
 
     async fn key_row(&self, id: Uuid) -> Result<KeyRow, AppError> {
         let client = self.pool.get().await?;
-        queries::find_key(&client, id)
+        api_keys::find_key(&client, id)
             .await?
             .ok_or(AppError::NotFound)
     }

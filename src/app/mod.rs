@@ -108,9 +108,6 @@ impl App {
 
     /// Whether the database answers.
     pub async fn is_database_up(&self) -> bool {
-        match self.pool.get().await {
-            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-            Err(_) => false,
-        }
+        crate::store::is_up(&self.pool).await
     }
 }

@@ -4,7 +4,10 @@ use super::{App, AppError, Caller, Ctx, Page, PageCursor};
 use crate::domain::org::{Org, OrgCommand};
 use crate::domain::values::{OrgName, Role, Slug};
 use crate::domain::DomainError;
-use crate::store::queries::{self, MemberRow, OrgRow, OrgScope};
+use crate::store::memberships::MemberRow;
+use crate::store::orgs::OrgRow;
+use crate::store::orgs::OrgScope;
+use crate::store::{memberships, orgs, users};
 use uuid::Uuid;
 
 /// A request to create an org, parsed.
@@ -59,7 +62,7 @@ impl App {
             _ => return Err(AppError::Unauthenticated),
         };
         let client = self.pool.get().await?;
-        let items = queries::find_orgs(&client, scope, after.map(|c| c.0), limit).await?;
+        let items = orgs::find_orgs(&client, scope, after.map(|c| c.0), limit).await?;
         Ok(Page::by_id(items, limit, |o| o.id))
     }
 
@@ -86,7 +89,7 @@ impl App {
     pub async fn list_members(&self, ctx: &Ctx, org_id: Uuid) -> Result<Vec<MemberRow>, AppError> {
         self.standing(ctx, org_id).await?.require_people()?;
         let client = self.pool.get().await?;
-        Ok(queries::find_members(&client, org_id).await?)
+        Ok(memberships::find_members(&client, org_id).await?)
     }
 
     /// Adds a user to the org with a role.
@@ -146,7 +149,7 @@ impl App {
         field: &'static str,
     ) -> Result<(), AppError> {
         let client = self.pool.get().await?;
-        match queries::find_user(&client, user_id).await? {
+        match users::find_user(&client, user_id).await? {
             Some(_) => Ok(()),
             None => Err(DomainError::invalid(field, "no such user").into()),
         }
@@ -154,14 +157,12 @@ impl App {
 
     async fn org_row(&self, id: Uuid) -> Result<OrgRow, AppError> {
         let client = self.pool.get().await?;
-        queries::find_org(&client, id)
-            .await?
-            .ok_or(AppError::NotFound)
+        orgs::find_org(&client, id).await?.ok_or(AppError::NotFound)
     }
 
     async fn member_row(&self, org_id: Uuid, user_id: Uuid) -> Result<MemberRow, AppError> {
         let client = self.pool.get().await?;
-        queries::find_member(&client, org_id, user_id)
+        memberships::find_member(&client, org_id, user_id)
             .await?
             .ok_or(AppError::NotFound)
     }

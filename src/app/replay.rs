@@ -123,18 +123,10 @@ pub async fn replay(
             (schema.clone(), Some(*cutoff))
         }
     };
-    // Fresh statistics: after a bulk import or a restore the planner may think
-    // the log is tiny and sort it whole for every batch. ANALYZE samples; it is cheap.
-    main.get()
-        .await?
-        .batch_execute("ANALYZE auth_events")
-        .await?;
-    let total: i64 = main
-        .get()
-        .await?
-        .query_one("SELECT count(*) FROM auth_events", &[])
-        .await?
-        .try_get(0)?;
+    let client = main.get().await?;
+    crate::store::events::analyze_log(&client).await?;
+    let total = crate::store::events::count_events(&client).await?;
+    drop(client);
     progress.start(total.max(0) as u64);
     sql::create_scratch(&main.get().await?, &schema).await?;
     let outcome = rebuild_then(&main, database_url, &schema, &mode, cutoff, progress).await;

@@ -127,12 +127,12 @@ impl App {
         }
         // Delivered at commit: wakes the relay without polling, and tells
         // every instance's credential cache what this commit revoked.
-        let mut notifications = vec![(crate::bus::relay::NOTIFY_CHANNEL, String::new())];
+        let mut notifications = vec![(crate::store::channels::EVENTS, String::new())];
         notifications.extend(
             recorded
                 .iter()
                 .filter_map(cache::invalidation)
-                .map(|payload| (cache::CHANNEL, payload)),
+                .map(|payload| (crate::store::channels::INVALIDATIONS, payload)),
         );
         append::append_and_project(tx, &mut recorded, &notifications).await?;
         Ok(recorded)

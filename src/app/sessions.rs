@@ -11,7 +11,10 @@ use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::credentials;
 use crate::store::events::StreamChange;
-use crate::store::queries::{self, OrgRow, SessionRow, UserRow};
+use crate::store::orgs::OrgRow;
+use crate::store::sessions::SessionRow;
+use crate::store::users::UserRow;
+use crate::store::{api_keys, memberships, sessions, users};
 use chrono::Duration;
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
@@ -60,7 +63,7 @@ pub enum Introspection {
     /// A valid access token.
     AccessToken(crate::auth::jwt::Claims),
     /// A valid API key.
-    ApiKey(queries::KeyRow),
+    ApiKey(api_keys::KeyRow),
 }
 
 impl App {
@@ -76,7 +79,7 @@ impl App {
             .reserve_sign_in(email.as_str(), ctx.ip.as_deref())
             .await?;
         let client = self.pool.get().await?;
-        let user = queries::find_user_by_email(&client, email.as_str()).await?;
+        let user = users::find_user_by_email(&client, email.as_str()).await?;
         drop(client);
         let hash = user
             .as_ref()
@@ -173,10 +176,10 @@ impl App {
         let presented = RefreshToken::parse(presented).map_err(|_| AppError::Unauthenticated)?;
         let session_id = presented.session_id();
         let client = self.pool.get().await?;
-        let session = queries::find_session(&client, session_id)
+        let session = sessions::find_session(&client, session_id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        let user = queries::find_user(&client, session.user_id)
+        let user = users::find_user(&client, session.user_id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         drop(client);
@@ -218,7 +221,7 @@ impl App {
             return Ok(false);
         };
         let client = self.pool.get().await?;
-        Ok(queries::is_refresh_token_current(
+        Ok(sessions::is_refresh_token_current(
             &client,
             token.session_id(),
             &token.hash(),
@@ -244,7 +247,7 @@ impl App {
                 let epoch = self.cache.epoch();
                 let client = self.pool.get().await?;
                 let Some((user_id, is_revoked, expires_at)) =
-                    queries::find_session_liveness(&client, session_id).await?
+                    sessions::find_session_liveness(&client, session_id).await?
                 else {
                     return Err(AppError::Unauthenticated);
                 };
@@ -278,7 +281,7 @@ impl App {
     pub async fn list_sessions(&self, ctx: &Ctx) -> Result<(Vec<SessionRow>, Uuid), AppError> {
         let (user_id, current) = Self::require_user(ctx)?;
         let client = self.pool.get().await?;
-        let sessions = queries::find_active_sessions(&client, user_id, self.clock.now()).await?;
+        let sessions = sessions::find_active_sessions(&client, user_id, self.clock.now()).await?;
         Ok((sessions, current))
     }
 
@@ -287,7 +290,7 @@ impl App {
         let (user_id, current) = Self::require_user(ctx)?;
         let session_id = session_id.unwrap_or(current);
         let client = self.pool.get().await?;
-        match queries::find_session(&client, session_id).await? {
+        match sessions::find_session(&client, session_id).await? {
             Some(s) if s.user_id == user_id => {}
             _ => return Err(AppError::NotFound),
         }
@@ -304,10 +307,10 @@ impl App {
     pub async fn me(&self, ctx: &Ctx) -> Result<Me, AppError> {
         let (user_id, _) = Self::require_user(ctx)?;
         let client = self.pool.get().await?;
-        let user = queries::find_user(&client, user_id)
+        let user = users::find_user(&client, user_id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        let orgs = queries::find_memberships_of(&client, user_id).await?;
+        let orgs = memberships::find_memberships_of(&client, user_id).await?;
         Ok(Me { user, orgs })
     }
 
@@ -324,7 +327,7 @@ impl App {
             return Err(AppError::NotFound);
         }
         let client = self.pool.get().await?;
-        let user = queries::find_user(&client, user_id)
+        let user = users::find_user(&client, user_id)
             .await?
             .ok_or(AppError::NotFound)?;
         drop(client);
@@ -352,7 +355,7 @@ impl App {
                 None,
                 &loaded.state.decide(&command)?,
             )?];
-            let others: Vec<Uuid> = queries::find_active_sessions(&tx, user_id, self.clock.now())
+            let others: Vec<Uuid> = sessions::find_active_sessions(&tx, user_id, self.clock.now())
                 .await?
                 .iter()
                 .map(|s| s.id)

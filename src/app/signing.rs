@@ -9,6 +9,7 @@ use super::{App, AppError, Ctx};
 use crate::auth::jwt::{self, Claims, Expectation, Jwk, JwtError};
 use crate::domain::signing_key::{SigningKeyCommand, SigningKeyState};
 use crate::domain::{Aggregate, StreamType};
+use crate::store::signing_keys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -19,8 +20,6 @@ use std::sync::RwLock;
 use std::time::Instant;
 use uuid::Uuid;
 
-/// Advisory-lock key while creating the first signing key ("vouch-sk").
-const SIGNING_LOCK: i64 = 0x766f_7563_682d_736b;
 /// How often an instance reloads the ring on its own.
 const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// The least time between reloads triggered by an unknown `kid`.
@@ -101,16 +100,8 @@ impl App {
     pub async fn ensure_signing_key(&self) -> Result<(), AppError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SIGNING_LOCK])
-            .await?;
-        let row = tx
-            .query_one(
-                "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL",
-                &[],
-            )
-            .await?;
-        let active: i64 = row.try_get(0).map_err(AppError::from)?;
-        if active == 0 {
+        signing_keys::lock_creation(&tx).await?;
+        if signing_keys::count_unretired(&tx).await? == 0 {
             self.create_signing_key_in(&tx).await?;
         }
         tx.commit().await?;
@@ -139,11 +130,8 @@ impl App {
             kid: kid.clone(),
             public_key,
         })?;
-        tx.execute(
-            "INSERT INTO signing_key_secrets (kid, private_key, created_at) VALUES ($1, $2, $3)",
-            &[&kid, &secret.to_bytes().as_slice(), &self.clock.now()],
-        )
-        .await?;
+        signing_keys::create_secret(tx, &kid, secret.to_bytes().as_slice(), self.clock.now())
+            .await?;
         let change = self.change((StreamType::SigningKey, id), 0, None, &decided)?;
         self.commit_in(tx, &Ctx::system("signing-key"), &[change])
             .await?;
@@ -154,17 +142,8 @@ impl App {
     /// successor was published, so its last token expires one token lifetime later.
     pub async fn retire_expired_signing_keys(&self) -> Result<usize, AppError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at, id",
-                &[],
-            )
-            .await?;
+        let keys = signing_keys::find_unretired_ids(&client).await?;
         drop(client);
-        let keys: Vec<(Uuid, DateTime<Utc>)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()?;
         let auth = &self.policy.auth;
         let last_use_margin = Duration::seconds(
             auth.jwks_publish_delay_seconds
@@ -192,37 +171,29 @@ impl App {
     /// Reloads the unretired keys from the database.
     pub async fn reload_keys(&self) -> Result<(), AppError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT k.kid, k.public_key, k.created_at, s.private_key FROM signing_keys k \
-                 LEFT JOIN signing_key_secrets s ON s.kid = k.kid \
-                 WHERE k.retired_at IS NULL ORDER BY k.created_at, k.id",
-                &[],
-            )
-            .await?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let kid: String = r.try_get(0)?;
-            let public: String = r.try_get(1)?;
-            let secret: Option<Vec<u8>> = r.try_get(3)?;
-            let bad = |what: &str| AppError::Internal(format!("signing key {kid}: {what}").into());
+        let stored = signing_keys::find_unretired(&client).await?;
+        drop(client);
+        let mut keys = Vec::with_capacity(stored.len());
+        for k in stored {
+            let bad =
+                |what: &str| AppError::Internal(format!("signing key {}: {what}", k.kid).into());
             let public = URL_SAFE_NO_PAD
-                .decode(public)
+                .decode(&k.public_key)
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .and_then(|b| VerifyingKey::from_bytes(&b).ok())
                 .ok_or_else(|| bad("public key"))?;
-            let secret = match secret {
+            let secret = match k.private_key {
                 Some(bytes) => Some(SigningKey::from_bytes(
                     &<[u8; 32]>::try_from(bytes).map_err(|_| bad("private key"))?,
                 )),
                 None => None,
             };
             keys.push(RingKey {
-                kid,
+                kid: k.kid,
                 public,
                 secret,
-                created_at: r.try_get(2)?,
+                created_at: k.created_at,
             });
         }
         self.keys.replace(keys);

@@ -4,8 +4,8 @@
 //! failure until it is settled, so parallel guesses cannot slip past the limit.
 
 use super::{App, AppError};
+use crate::store::attempts;
 use chrono::{DateTime, Duration, Utc};
-use deadpool_postgres::GenericClient;
 
 /// A reserved sign-in attempt, settled once the password was checked.
 #[derive(Debug, Clone, Copy)]
@@ -26,20 +26,6 @@ fn retry_after(
     Some((leaves - now).num_seconds().max(0) as u64 + 1)
 }
 
-async fn times(
-    c: &impl GenericClient,
-    sql: &str,
-    key: &str,
-    since: DateTime<Utc>,
-) -> Result<Vec<DateTime<Utc>>, AppError> {
-    let stmt = c.prepare_cached(sql).await?;
-    let rows = c.query(&stmt, &[&key, &since]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?)
-}
-
 impl App {
     /// Reserves a sign-in attempt for `email` from `ip`, or answers 429.
     pub(crate) async fn reserve_sign_in(
@@ -53,41 +39,14 @@ impl App {
         let ip_window = Duration::seconds(policy.signin_ip_window_seconds);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // One reservation per email, and per address, at a time on every
-        // instance: parallel requests are counted one after another. The
-        // email's lock is always taken first, so two reservations never wait
-        // on each other in a cycle.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('signin:' || $1))",
-            &[&email],
-        )
-        .await?;
-        if let Some(ip) = ip {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('signin-ip:' || $1))",
-                &[&ip],
-            )
-            .await?;
-        }
-        let failures = times(
-            &tx,
-            "SELECT at FROM auth_attempts WHERE kind = 'signin' AND email = $1 \
-             AND failed IS DISTINCT FROM false AND at > $2 ORDER BY at",
-            email,
-            now - email_window,
-        )
-        .await?;
+        // Parallel requests of one email or address are counted one after another.
+        attempts::lock_sign_in(&tx, email, ip).await?;
+        let failures = attempts::find_sign_in_failures(&tx, email, now - email_window).await?;
         let mut wait = retry_after(&failures, policy.signin_email_failures, email_window, now);
         if let Some(ip) = ip {
-            let attempts = times(
-                &tx,
-                "SELECT at FROM auth_attempts WHERE kind = 'signin' AND ip = $1 AND at > $2 ORDER BY at",
-                ip,
-                now - ip_window,
-            )
-            .await?;
+            let tried = attempts::find_sign_ins_from(&tx, ip, now - ip_window).await?;
             wait = wait.max(retry_after(
-                &attempts,
+                &tried,
                 policy.signin_ip_attempts,
                 ip_window,
                 now,
@@ -96,25 +55,15 @@ impl App {
         if let Some(retry_after) = wait {
             return Err(AppError::RateLimited { retry_after });
         }
-        let row = tx
-            .query_one(
-                "INSERT INTO auth_attempts (kind, email, ip, failed, at) VALUES ('signin', $1, $2, NULL, $3) RETURNING id",
-                &[&email, &ip, &now],
-            )
-            .await?;
+        let id = attempts::create_sign_in(&tx, email, ip, now).await?;
         tx.commit().await?;
-        Ok(Attempt(row.try_get(0)?))
+        Ok(Attempt(id))
     }
 
     /// Records whether a reserved attempt failed.
     pub(crate) async fn settle(&self, attempt: Attempt, failed: bool) -> Result<(), AppError> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE auth_attempts SET failed = $2 WHERE id = $1",
-                &[&attempt.0, &failed],
-            )
-            .await?;
+        attempts::settle(&client, attempt.0, failed).await?;
         Ok(())
     }
 
@@ -126,28 +75,14 @@ impl App {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Parallel sign-ups from one address are counted one after another.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('signup:' || $1))",
-            &[&ip],
-        )
-        .await?;
-        let attempts = times(
-            &tx,
-            "SELECT at FROM auth_attempts WHERE kind = 'signup' AND ip = $1 AND at > $2 ORDER BY at",
-            ip,
-            now - window,
-        )
-        .await?;
+        attempts::lock_sign_up(&tx, ip).await?;
+        let tried = attempts::find_sign_ups_from(&tx, ip, now - window).await?;
         if let Some(retry_after) =
-            retry_after(&attempts, self.policy.auth.signup_ip_attempts, window, now)
+            retry_after(&tried, self.policy.auth.signup_ip_attempts, window, now)
         {
             return Err(AppError::RateLimited { retry_after });
         }
-        tx.execute(
-            "INSERT INTO auth_attempts (kind, ip, failed, at) VALUES ('signup', $1, false, $2)",
-            &[&ip, &now],
-        )
-        .await?;
+        attempts::create_sign_up(&tx, ip, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,9 +96,7 @@ impl App {
             .max(60);
         let cutoff = self.clock.now() - Duration::seconds(longest);
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM auth_attempts WHERE at < $1", &[&cutoff])
-            .await?)
+        Ok(attempts::delete_before(&client, cutoff).await?)
     }
 }
 

@@ -2,7 +2,7 @@
 //! remembered in memory per use and written to the read model in batches.
 
 use super::App;
-use crate::store::queries;
+use crate::store::api_keys;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,7 +49,7 @@ impl App {
         }
         let written = async {
             let client = self.pool.get().await?;
-            queries::save_key_usage(&client, &uses).await?;
+            api_keys::save_key_usage(&client, &uses).await?;
             Ok::<_, super::AppError>(uses.len())
         }
         .await;

@@ -7,7 +7,8 @@ use crate::domain::user::{User, UserCommand};
 use crate::domain::values::{Email, UserName};
 use crate::domain::{Aggregate, StreamType};
 use crate::store::credentials;
-use crate::store::queries::{self, UserRow};
+use crate::store::users::UserRow;
+use crate::store::{sessions, users};
 use uuid::Uuid;
 
 /// A sign-up request, parsed.
@@ -98,7 +99,7 @@ impl App {
             }
             let loaded = self.load::<User>(&tx, id).await?;
             let sessions = match disabled {
-                true => queries::find_active_sessions(&tx, id, self.clock.now()).await?,
+                true => sessions::find_active_sessions(&tx, id, self.clock.now()).await?,
                 false => vec![],
             };
             let decided = loaded.state.decide(&command)?;
@@ -135,7 +136,7 @@ impl App {
 
     async fn user_row(&self, id: Uuid) -> Result<UserRow, AppError> {
         let client = self.pool.get().await?;
-        queries::find_user(&client, id)
+        users::find_user(&client, id)
             .await?
             .ok_or(AppError::NotFound)
     }

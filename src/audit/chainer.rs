@@ -3,6 +3,7 @@
 
 use super::canonical::{audit_form, canonical, link, GENESIS};
 use super::key::AuditKey;
+use crate::store::audit_chain::{self, ChainHead};
 use crate::store::events::{read_log, LogPosition, LogQuery};
 use crate::store::leader::campaign;
 use crate::store::{Pool, StoreError};
@@ -11,8 +12,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::json;
 use std::time::Duration;
 
-/// Advisory-lock key of the chainer ("vouch-ch").
-pub const CHAIN_LOCK: i64 = 0x766f_7563_682d_6368;
+pub use crate::store::audit_chain::CHAIN_LOCK;
 
 /// When to sign a checkpoint.
 #[derive(Debug, Clone, Copy)]
@@ -23,46 +23,13 @@ pub struct CheckpointPolicy {
     pub every: Duration,
 }
 
-/// The end of the chain.
-#[derive(Debug, Clone, Copy)]
-pub struct ChainHead {
-    /// Links so far.
-    pub seq: i64,
-    /// The last chained event.
-    pub cursor: LogPosition,
-    /// Its hash.
-    pub hash: [u8; 32],
-}
-
 /// The current end of the chain (the genesis before the first event).
 pub async fn find_head(c: &impl GenericClient) -> Result<ChainHead, StoreError> {
-    let row = c
-        .query_opt(
-            "SELECT seq, transaction_id::text, position, hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
-            &[],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(ChainHead {
-            seq: 0,
-            cursor: LogPosition::default(),
-            hash: GENESIS,
-        });
-    };
-    let txid: String = row.try_get(1)?;
-    let hash: Vec<u8> = row.try_get(3)?;
-    Ok(ChainHead {
-        seq: row.try_get(0)?,
-        cursor: LogPosition {
-            transaction_id: txid
-                .parse()
-                .map_err(|_| StoreError::Decode("chain transaction id".into()))?,
-            position: row.try_get(2)?,
-        },
-        hash: hash
-            .try_into()
-            .map_err(|_| StoreError::Decode("chain hash".into()))?,
-    })
+    Ok(audit_chain::find_head(c).await?.unwrap_or(ChainHead {
+        seq: 0,
+        cursor: LogPosition::default(),
+        hash: GENESIS,
+    }))
 }
 
 /// The message a checkpoint signs: the JCS bytes of these fields.
@@ -104,24 +71,14 @@ pub async fn chain_pending(
             break;
         }
         let tx = client.transaction().await?;
-        let insert = tx
-            .prepare_cached("INSERT INTO audit_chain (seq, position, transaction_id, hash) VALUES ($1, $2, $3::text::xid8, $4)")
-            .await?;
+        let mut links = Vec::with_capacity(events.len());
         for e in &events {
             head.hash = link(&head.hash, &canonical(&audit_form(e)));
             head.seq += 1;
             head.cursor = e.cursor();
-            tx.execute(
-                &insert,
-                &[
-                    &head.seq,
-                    &e.position,
-                    &e.transaction_id.to_string(),
-                    &head.hash.as_slice(),
-                ],
-            )
-            .await?;
+            links.push((head.seq, head.cursor, head.hash));
         }
+        audit_chain::create_links(&tx, &links).await?;
         tx.commit().await?;
         linked += events.len() as u64;
     }
@@ -138,17 +95,10 @@ async fn sign_if_due(
     if head.seq == 0 {
         return Ok(());
     }
-    let last = c
-        .query_opt(
-            "SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
-            &[],
-        )
-        .await?;
     let now = crate::app::Clock.now();
-    let due = match last {
+    let due = match audit_chain::find_last_checkpoint(c).await? {
         None => true,
-        Some(row) => {
-            let (seq, at): (i64, DateTime<Utc>) = (row.try_get(0)?, row.try_get(1)?);
+        Some((seq, at)) => {
             head.seq > seq
                 && (head.seq - seq >= policy.every_events
                     || now - at >= chrono::Duration::from_std(policy.every).unwrap_or_default())
@@ -165,28 +115,23 @@ async fn sign_if_due(
         now,
         &key_id,
     ));
-    c.execute(
-        "INSERT INTO audit_checkpoints (seq, transaction_id, position, head, signed_at, key_id, public_key, signature) \
-         VALUES ($1, $2::text::xid8, $3, $4, $5, $6, $7, $8) ON CONFLICT (seq) DO NOTHING",
-        &[
-            &head.seq,
-            &head.cursor.transaction_id.to_string(),
-            &head.cursor.position,
-            &head.hash.as_slice(),
-            &now,
-            &key_id,
-            &key.public_key(),
-            &signature,
-        ],
-    )
-    .await?;
+    let checkpoint = audit_chain::Checkpoint {
+        seq: head.seq,
+        cursor: head.cursor,
+        head: head.hash,
+        signed_at: now,
+        key_id,
+        public_key: key.public_key(),
+        signature,
+    };
+    audit_chain::create_checkpoint(c, &checkpoint).await?;
     Ok(())
 }
 
 /// Runs the chainer forever: campaign, then chain on every commit while leader.
 pub async fn run(pool: Pool, database_url: String, key: AuditKey, policy: CheckpointPolicy) {
     loop {
-        match campaign(&database_url, CHAIN_LOCK, crate::bus::relay::NOTIFY_CHANNEL).await {
+        match campaign(&database_url, CHAIN_LOCK, crate::store::channels::EVENTS).await {
             Ok(Some(mut leadership)) => {
                 tracing::info!("chainer: leader");
                 loop {

@@ -3,10 +3,11 @@
 //! memory stays flat however long the log.
 
 use super::canonical::{audit_form, canonical};
-use super::chainer::{chain_pending, find_head, CheckpointPolicy, CHAIN_LOCK};
+use super::chainer::{chain_pending, find_head, CheckpointPolicy};
 use super::key::AuditKey;
 use crate::auth::api_key::hex;
-use crate::store::events::{find_log_end, recorded_from_row};
+use crate::store::audit_chain;
+use crate::store::events::find_log_end;
 use crate::store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -78,23 +79,15 @@ pub async fn catch_up(
 ) -> Result<(), ExportError> {
     let client = pool.get().await?;
     // As in replay: plans must not depend on autovacuum having seen a bulk load.
-    client.batch_execute("ANALYZE auth_events").await?;
+    crate::store::events::analyze_log(&client).await?;
     let Some(end) = find_log_end(&client).await? else {
         return Ok(());
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        // A session lock, not a transaction one: chaining a long log takes longer
-        // than a connection may sit idle in a transaction.
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&CHAIN_LOCK])
-            .await?
-            .try_get(0)?;
-        if locked {
+        if audit_chain::try_lock_chain(&client).await? {
             let chained = chain_pending(pool, key, policy).await;
-            client
-                .execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK])
-                .await?;
+            audit_chain::unlock_chain(&client).await?;
             chained?;
         }
         if find_head(&client).await?.cursor >= end {
@@ -107,15 +100,6 @@ pub async fn catch_up(
     }
 }
 
-const PAGE: &str = "SELECT e.position, e.transaction_id::text, e.event_id, e.stream_type, e.stream_id, e.version, \
-    e.event_type, e.schema_version, e.org_id, e.data, e.metadata, e.occurred_at, c.seq, c.hash, p.hash \
-    FROM audit_chain c JOIN auth_events e ON e.position = c.position \
-    LEFT JOIN audit_chain p ON p.seq = c.seq - 1 \
-    WHERE c.seq > $1 AND ($2::uuid IS NULL OR e.org_id = $2) \
-      AND ($3::timestamptz IS NULL OR e.occurred_at >= $3) \
-      AND ($4::timestamptz IS NULL OR e.occurred_at <= $4) \
-    ORDER BY c.seq LIMIT 2000";
-
 /// Writes an export of the chained events matching `filter`; returns the event count.
 pub async fn export(
     pool: &Pool,
@@ -125,41 +109,44 @@ pub async fn export(
     progress: &dyn Fn(u64),
 ) -> Result<u64, ExportError> {
     let client = pool.get().await?;
-    let stmt = client.prepare_cached(PAGE).await?;
+    let narrowed = audit_chain::ChainFilter {
+        org_id: filter.org_id,
+        from: filter.from,
+        to: filter.to,
+    };
     let mut body = Sha256::new();
     let (mut count, mut after, mut first_seq, mut last_hash) = (0u64, 0i64, None, None::<String>);
     loop {
-        let rows = client
-            .query(&stmt, &[&after, &filter.org_id, &filter.from, &filter.to])
-            .await?;
-        if rows.is_empty() {
+        let page = audit_chain::find_chained_page(&client, after, narrowed).await?;
+        if page.is_empty() {
             break;
         }
-        for r in &rows {
-            let event = recorded_from_row(r)?;
-            let seq: i64 = r.try_get(12)?;
-            let hash: Vec<u8> = r.try_get(13)?;
-            let prev: Option<Vec<u8>> = r.try_get(14)?;
-            let prev = prev.unwrap_or_else(|| super::canonical::GENESIS.to_vec());
+        for chained in &page {
+            let prev = chained
+                .prev_hash
+                .clone()
+                .unwrap_or_else(|| super::canonical::GENESIS.to_vec());
             let line = serde_json::to_vec(&json!({
-                "seq": seq,
+                "seq": chained.seq,
                 "prev_hash": hex(&prev),
-                "hash": hex(&hash),
-                "event": audit_form(&event),
+                "hash": hex(&chained.hash),
+                "event": audit_form(&chained.event),
             }))
             .map_err(|e| StoreError::Decode(e.to_string()))?;
             body.update(&line);
             body.update(b"\n");
             sink.send(line).await?;
-            first_seq.get_or_insert(seq);
-            last_hash = Some(hex(&hash));
-            after = seq;
+            first_seq.get_or_insert(chained.seq);
+            last_hash = Some(hex(&chained.hash));
+            after = chained.seq;
             count += 1;
         }
-        progress(rows.len() as u64);
+        progress(page.len() as u64);
     }
     let checkpoint = match filter.is_whole_log() {
-        true => find_checkpoint_within(&client, after).await?,
+        true => audit_chain::find_checkpoint_within(&client, after)
+            .await?
+            .map(|cp| checkpoint_json(&cp)),
         false => None,
     };
     let manifest = json!({
@@ -185,29 +172,16 @@ pub async fn export(
     Ok(count)
 }
 
-/// The newest signed checkpoint at or before `seq`.
-async fn find_checkpoint_within(
-    c: &deadpool_postgres::Client,
-    seq: i64,
-) -> Result<Option<Value>, StoreError> {
-    let row = c
-        .query_opt(
-            "SELECT seq, transaction_id::text, position, head, signed_at, key_id, public_key, signature \
-             FROM audit_checkpoints WHERE seq <= $1 ORDER BY seq DESC LIMIT 1",
-            &[&seq],
-        )
-        .await?;
-    let Some(r) = row else { return Ok(None) };
-    let head: Vec<u8> = r.try_get(3)?;
-    let signed_at: DateTime<Utc> = r.try_get(4)?;
-    Ok(Some(json!({
-        "seq": r.try_get::<_, i64>(0)?,
-        "transaction_id": r.try_get::<_, String>(1)?,
-        "position": r.try_get::<_, i64>(2)?,
-        "head": hex(&head),
-        "signed_at": signed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "key_id": r.try_get::<_, String>(5)?,
-        "public_key": r.try_get::<_, String>(6)?,
-        "signature": r.try_get::<_, String>(7)?,
-    })))
+/// A checkpoint as the manifest carries it.
+fn checkpoint_json(cp: &audit_chain::Checkpoint) -> Value {
+    json!({
+        "seq": cp.seq,
+        "transaction_id": cp.cursor.transaction_id.to_string(),
+        "position": cp.cursor.position,
+        "head": hex(&cp.head),
+        "signed_at": cp.signed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "key_id": cp.key_id,
+        "public_key": cp.public_key,
+        "signature": cp.signature,
+    })
 }

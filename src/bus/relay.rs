@@ -24,8 +24,6 @@ use tokio::sync::mpsc;
 const RELAY_LOCK: i64 = 0x766f_7563_682d_726c;
 /// The checkpoint name.
 pub const CHECKPOINT: &str = "relay";
-/// The channel appends notify on commit.
-pub const NOTIFY_CHANNEL: &str = "vouch_events";
 
 /// What the relay needs to run.
 #[derive(Debug, Clone)]
@@ -77,7 +75,13 @@ enum RelayError {
 /// Runs the relay forever: campaign for leadership, relay while leader.
 pub async fn run(pool: Pool, config: RelayConfig, status: Arc<RelayStatus>) {
     loop {
-        match campaign(&config.database_url, RELAY_LOCK, NOTIFY_CHANNEL).await {
+        match campaign(
+            &config.database_url,
+            RELAY_LOCK,
+            crate::store::channels::EVENTS,
+        )
+        .await
+        {
             Ok(Some(leadership)) => {
                 status.leader.store(true, Ordering::SeqCst);
                 tracing::info!("relay: leader");

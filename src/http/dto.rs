@@ -2,8 +2,11 @@
 
 use crate::app::keys::IssuedKey;
 use crate::domain::stored::redact;
+use crate::store::api_keys::KeyRow;
 use crate::store::events::RecordedEvent;
-use crate::store::queries::{KeyRow, MemberRow, OrgRow, UserRow};
+use crate::store::memberships::MemberRow;
+use crate::store::orgs::OrgRow;
+use crate::store::users::UserRow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

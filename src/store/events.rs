@@ -315,3 +315,53 @@ fn parse_xid(text: &str) -> Result<u64, StoreError> {
     text.parse()
         .map_err(|_| StoreError::Decode(format!("transaction id {text:?}")))
 }
+
+/// Whether the log holds any event at all (an empty log gets bootstrapped).
+pub async fn is_log_empty(c: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = c
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM auth_events)", &[])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// An org's events (its own stream and its keys') that occurred at or before
+/// `as_of`, in commit-safe order.
+pub async fn find_org_history(
+    c: &impl GenericClient,
+    org_id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = LogPosition::default();
+    loop {
+        let page = read_log(
+            c,
+            &LogQuery {
+                after,
+                limit: 5000,
+                org_id: Some(org_id),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let Some(last) = page.last().map(|e| e.cursor()) else {
+            return Ok(out);
+        };
+        out.extend(page.into_iter().filter(|e| e.occurred_at <= as_of));
+        after = last;
+    }
+}
+
+/// Refreshes the planner's statistics of the log: after a bulk import or a
+/// restore the planner may think the log is tiny and sort it whole for every
+/// batch of a full read. ANALYZE samples; it is cheap.
+pub async fn analyze_log(c: &impl GenericClient) -> Result<(), StoreError> {
+    c.batch_execute("ANALYZE auth_events").await?;
+    Ok(())
+}
+
+/// How many events the log holds.
+pub async fn count_events(c: &impl GenericClient) -> Result<i64, StoreError> {
+    let row = c.query_one("SELECT count(*) FROM auth_events", &[]).await?;
+    Ok(row.try_get(0)?)
+}

@@ -42,6 +42,11 @@ pub async fn connect(database_url: &str) -> Result<Listener, tokio_postgres::Err
 }
 
 impl Listener {
+    /// Whether the connection still answers a trivial query.
+    pub async fn is_alive(&self) -> Result<(), tokio_postgres::Error> {
+        self.client.simple_query("SELECT 1").await.map(drop)
+    }
+
     /// Starts listening on `channel` (a fixed identifier of vouch's own).
     pub async fn listen(&self, channel: &str) -> Result<(), tokio_postgres::Error> {
         self.client

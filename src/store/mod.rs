@@ -1,7 +1,11 @@
 //! Postgres: the pool, migrations, the event store and the read-model SQL.
 
+pub mod api_keys;
 pub mod append;
+pub mod attempts;
+pub mod audit_chain;
 mod bulk;
+pub mod channels;
 pub mod checkpoints;
 pub mod credentials;
 mod error;
@@ -9,11 +13,16 @@ pub mod events;
 pub mod idempotency;
 pub mod leader;
 pub mod listen;
+pub mod memberships;
 pub mod migrate;
+pub mod orgs;
 mod pool;
 pub mod projections;
-pub mod queries;
 pub mod replay;
+mod rows;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
 
 pub use error::{StoreError, UniqueConstraint};
-pub use pool::{connect, connect_in_schema, Pool};
+pub use pool::{connect, connect_in_schema, is_up, Pool};

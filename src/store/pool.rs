@@ -84,3 +84,11 @@ async fn create_database_if_missing(config: &tokio_postgres::Config) -> Result<(
     let _ = conn.await;
     Ok(())
 }
+
+/// Whether the database answers a trivial query through the pool.
+pub async fn is_up(pool: &Pool) -> bool {
+    match pool.get().await {
+        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    }
+}

@@ -312,7 +312,7 @@ async fn metrics_can_leave_the_public_port() {
 /// Whether the database at `url` holds any event.
 async fn has_events(url: &str) -> bool {
     let pool = vouch::store::connect(url, 1).await.unwrap();
-    !vouch::store::queries::is_log_empty(&pool.get().await.unwrap())
+    !vouch::store::events::is_log_empty(&pool.get().await.unwrap())
         .await
         .unwrap()
 }
