@@ -208,8 +208,8 @@ impl Settings {
     }
 
     /// How the credential cache is bounded.
-    pub fn cache_limits(&self) -> crate::app::cache::CacheLimits {
-        crate::app::cache::CacheLimits {
+    pub fn cache_limits(&self) -> crate::instance::cache::CacheLimits {
+        crate::instance::cache::CacheLimits {
             enabled: self.credential_cache,
             max_entries: self.credential_cache_entries,
             ttl: std::time::Duration::from_secs(self.credential_cache_ttl_seconds),

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod instance;
 pub mod progress;
 pub mod startup;
 pub mod store;

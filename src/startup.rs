@@ -4,6 +4,7 @@ use crate::app::{App, Bootstrap, Policy};
 use crate::bus::relay::{self, RelayConfig, RelayStatus};
 use crate::config::Settings;
 use crate::http::{self, metrics::Metrics, ops::BusProbe};
+use crate::instance::{Workers, WorkersHandle};
 use crate::store::{self, migrate, StoreError};
 use actix_web::{dev::Server, middleware::from_fn, web, HttpServer};
 use std::net::TcpListener;
@@ -41,28 +42,28 @@ pub struct Application {
     port: u16,
     app: App,
     bootstrap: Bootstrap,
-    relay: Option<tokio::task::JoinHandle<()>>,
+    workers: Workers,
     relay_status: Arc<RelayStatus>,
 }
 
-/// Stops a running instance: its relay at once, its server gracefully.
+/// Stops a running instance: its listeners, then its background tasks (the
+/// last key usage is written; leaders release their locks).
 #[derive(Clone)]
 pub struct StopHandle {
     server: actix_web::dev::ServerHandle,
     management: Option<actix_web::dev::ServerHandle>,
-    relay: Option<tokio::task::AbortHandle>,
+    workers: WorkersHandle,
 }
 
 impl StopHandle {
-    /// Stops the instance (as a crash would for the relay: its lock is released).
+    /// Stops the instance; returns once its listeners and its background
+    /// tasks have stopped.
     pub async fn stop(&self) {
-        if let Some(relay) = &self.relay {
-            relay.abort();
-        }
         if let Some(management) = &self.management {
             management.stop(false).await;
         }
         self.server.stop(false).await;
+        self.workers.stop().await;
     }
 }
 
@@ -80,34 +81,9 @@ impl Application {
         let app = App::new(pool, Policy::from_settings(&settings));
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;
-        crate::app::maintenance::spawn(app.clone());
-        if settings.credential_cache {
-            crate::app::spawn_listener(app.cache().clone(), settings.database_url.clone());
-        }
-        crate::app::usage::spawn_flusher(
-            app.clone(),
-            std::time::Duration::from_secs(settings.key_usage_flush_seconds.max(1)),
-        );
         let relay_status = Arc::new(RelayStatus::default());
-        let relay = settings.relay.then(|| {
-            let config = RelayConfig {
-                database_url: settings.database_url.clone(),
-                amqp_url: settings.amqp_url.clone(),
-                exchange: settings.exchange.clone(),
-                batch: settings.relay_batch.clamp(1, 10_000),
-            };
-            actix_web::rt::spawn(relay::run(app.pool().clone(), config, relay_status.clone()))
-        });
         let policy = settings.checkpoint_policy();
-        if settings.chainer {
-            let chainer = crate::audit::chainer::run(
-                app.pool().clone(),
-                settings.database_url.clone(),
-                audit_key.clone(),
-                policy,
-            );
-            actix_web::rt::spawn(chainer);
-        }
+        let workers = start_workers(&settings, &app, &audit_key, &relay_status);
         let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
             audit_key.derive("vouch idempotency v1"),
         ));
@@ -145,7 +121,7 @@ impl Application {
             port,
             app,
             bootstrap,
-            relay,
+            workers,
             relay_status,
         })
     }
@@ -180,11 +156,12 @@ impl Application {
         StopHandle {
             server: self.server.handle(),
             management: self.management.as_ref().map(|(m, _)| m.handle()),
-            relay: self.relay.as_ref().map(|h| h.abort_handle()),
+            workers: self.workers.handle(),
         }
     }
 
-    /// Serves until the process is told to stop.
+    /// Serves until the process is told to stop, then stops the background
+    /// tasks and waits for them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let outcome = match self.management {
             Some((management, _)) => {
@@ -193,11 +170,53 @@ impl Application {
             }
             None => self.server.await,
         };
-        if let Some(relay) = self.relay {
-            relay.abort();
-        }
+        self.workers.stop().await;
         outcome
     }
+}
+
+/// Starts every background task of an instance, each from its own settings
+/// and handles: housekeeping, the cache's invalidation listener, the
+/// key-usage flusher, the relay and the chainer (the last two only campaign
+/// for leadership).
+fn start_workers(
+    settings: &Settings,
+    app: &App,
+    audit_key: &crate::audit::key::AuditKey,
+    relay_status: &Arc<RelayStatus>,
+) -> Workers {
+    use crate::instance::{invalidation, maintenance, usage};
+    let mut workers = Workers::default();
+    workers.spawn_until_stopped("maintenance", maintenance::run(app.clone()));
+    if settings.credential_cache {
+        let url = settings.database_url.clone();
+        workers.spawn_until_stopped("invalidation", invalidation::run(app.cache().clone(), url));
+    }
+    let every = std::time::Duration::from_secs(settings.key_usage_flush_seconds.max(1));
+    let (pool, buffer) = (app.pool().clone(), app.key_usage().clone());
+    workers.spawn("key usage", move |stop| {
+        usage::run(pool, buffer, every, stop)
+    });
+    if settings.relay {
+        let config = RelayConfig {
+            database_url: settings.database_url.clone(),
+            amqp_url: settings.amqp_url.clone(),
+            exchange: settings.exchange.clone(),
+            batch: settings.relay_batch.clamp(1, 10_000),
+        };
+        let relay = relay::run(app.pool().clone(), config, relay_status.clone());
+        workers.spawn_until_stopped("relay", relay);
+    }
+    if settings.chainer {
+        let chainer = crate::audit::chainer::run(
+            app.pool().clone(),
+            settings.database_url.clone(),
+            audit_key.clone(),
+            settings.checkpoint_policy(),
+        );
+        workers.spawn_until_stopped("chainer", chainer);
+    }
+    workers
 }
 
 /// Binds a listener, before anything is committed: a start-up that cannot

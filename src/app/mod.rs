@@ -7,15 +7,12 @@
 pub mod access;
 pub mod access_review;
 mod bootstrap;
-pub mod cache;
 mod clock;
 mod context;
 mod error;
 pub mod events;
 pub mod idempotency;
-mod invalidation;
 pub mod keys;
-pub mod maintenance;
 pub mod orgs;
 mod pages;
 pub mod replay;
@@ -23,19 +20,19 @@ mod runner;
 pub mod sessions;
 pub mod signing;
 mod throttle;
-pub mod usage;
 pub mod users;
 
 pub use bootstrap::Bootstrap;
 pub use clock::Clock;
 pub use context::{Caller, Ctx};
 pub use error::AppError;
-pub use invalidation::spawn_listener;
 pub use pages::{parse_limit as pages_limit, Page, PageCursor, DEFAULT_LIMIT, MAX_LIMIT};
 
 use crate::config::AuthSettings;
+use crate::instance::cache;
+use crate::instance::key_ring::KeyRing;
+use crate::instance::usage;
 use crate::store::Pool;
-use signing::KeyRing;
 use std::sync::Arc;
 
 /// Application-level settings that change behaviour (not wiring).
@@ -104,6 +101,16 @@ impl App {
     /// The credential cache of this process.
     pub fn cache(&self) -> &Arc<cache::CredentialCache> {
         &self.cache
+    }
+
+    /// The key uses this process noted and has not written yet.
+    pub fn key_usage(&self) -> &Arc<usage::KeyUsage> {
+        &self.usage
+    }
+
+    /// Writes the key uses noted since the last flush.
+    pub async fn flush_key_usage(&self) -> Result<usize, AppError> {
+        Ok(usage::flush(&self.pool, &self.usage).await?)
     }
 
     /// Whether the database answers.

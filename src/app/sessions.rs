@@ -1,7 +1,6 @@
 //! Sign-in, refresh-token rotation, sign-out, access-token authentication,
 //! password changes and token introspection.
 
-use super::cache::SessionLiveness;
 use super::{App, AppError, Caller, Ctx};
 use crate::auth::password::{self, NewPassword};
 use crate::auth::refresh_token::RefreshToken;
@@ -9,6 +8,7 @@ use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::instance::cache::SessionLiveness;
 use crate::store::credentials;
 use crate::store::events::StreamChange;
 use crate::store::orgs::OrgRow;

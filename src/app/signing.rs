@@ -9,91 +9,20 @@ use super::{App, AppError, Ctx};
 use crate::auth::jwt::{self, Claims, Expectation, Jwk, JwtError};
 use crate::domain::signing_key::{SigningKeyCommand, SigningKeyState};
 use crate::domain::{Aggregate, StreamType};
+use crate::instance::key_ring::RingKey;
 use crate::store::signing_keys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::rngs::OsRng;
 use sha2::Digest;
-use std::sync::RwLock;
-use std::time::Instant;
 use uuid::Uuid;
 
 /// How often an instance reloads the ring on its own.
 const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// The least time between reloads triggered by an unknown `kid`.
 const MISS_RELOAD_GAP: std::time::Duration = std::time::Duration::from_secs(1);
-
-#[derive(Clone)]
-struct RingKey {
-    kid: String,
-    public: VerifyingKey,
-    secret: Option<SigningKey>,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Default)]
-struct Ring {
-    keys: Vec<RingKey>,
-    loaded_at: Option<Instant>,
-}
-
-/// The current, unretired signing keys of this instance, oldest first.
-#[derive(Default)]
-pub struct KeyRing {
-    ring: RwLock<Ring>,
-}
-
-impl KeyRing {
-    fn read<T>(&self, f: impl FnOnce(&Ring) -> T) -> T {
-        match self.ring.read() {
-            Ok(ring) => f(&ring),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
-    }
-
-    fn replace(&self, keys: Vec<RingKey>) {
-        let mut ring = match self.ring.write() {
-            Ok(ring) => ring,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        ring.keys = keys;
-        ring.loaded_at = Some(Instant::now());
-    }
-
-    fn age(&self) -> Option<std::time::Duration> {
-        self.read(|r| r.loaded_at.map(|t| t.elapsed()))
-    }
-
-    fn public(&self, kid: &str) -> Option<VerifyingKey> {
-        self.read(|r| r.keys.iter().find(|k| k.kid == kid).map(|k| k.public))
-    }
-
-    /// The newest key published long enough ago; the newest key if none is.
-    fn signer(&self, now: DateTime<Utc>, publish_delay: Duration) -> Option<(String, SigningKey)> {
-        self.read(|r| {
-            let usable = |k: &&RingKey| k.secret.is_some();
-            let published = r
-                .keys
-                .iter()
-                .filter(usable)
-                .rfind(|k| k.created_at + publish_delay <= now);
-            published
-                .or_else(|| r.keys.iter().rfind(usable))
-                .and_then(|k| Some((k.kid.clone(), k.secret.clone()?)))
-        })
-    }
-
-    fn jwks(&self) -> Vec<Jwk> {
-        self.read(|r| {
-            r.keys
-                .iter()
-                .map(|k| Jwk::ed25519(&k.kid, &k.public))
-                .collect()
-        })
-    }
-}
 
 impl App {
     /// Creates the first signing key if there is none (once, across instances), then loads the ring.

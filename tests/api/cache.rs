@@ -143,3 +143,24 @@ async fn last_used_at_is_written_in_batches_without_events() {
         .get(0);
     assert!(total < 10, "no event per verification ({total} events)");
 }
+
+#[actix_web::test]
+async fn the_last_key_uses_are_written_when_the_instance_stops() {
+    // A flush period no test waits for: only the stop writes.
+    let app = spawn_app_with(|s| s.key_usage_flush_seconds = 3600).await;
+    let org = id(&app.create_org("acme", None).await);
+    let (key_id, key) = app.create_key(&org, &[]).await;
+    assert!(is_valid(&app, &key).await);
+    app.stop.stop().await;
+    let used: Option<chrono::DateTime<chrono::Utc>> = app
+        .db()
+        .await
+        .query_one(
+            "SELECT last_used_at FROM api_keys WHERE id = $1",
+            &[&uuid::Uuid::parse_str(&key_id).unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(used.is_some(), "the use noted before the stop was written");
+}

@@ -1,11 +1,11 @@
 //! `last_used_at` of API keys: not an event (a look-up is not a decision), but
 //! remembered in memory per use and written to the read model in batches.
 
-use super::App;
-use crate::store::api_keys;
+use super::Stop;
+use crate::store::{api_keys, Pool, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -40,38 +40,42 @@ impl KeyUsage {
     }
 }
 
-impl App {
-    /// Writes the uses noted since the last flush in one statement.
-    pub async fn flush_key_usage(&self) -> Result<usize, super::AppError> {
-        let uses = self.usage.take();
-        if uses.is_empty() {
-            return Ok(0);
-        }
-        let written = async {
-            let client = self.pool.get().await?;
-            api_keys::save_key_usage(&client, &uses).await?;
-            Ok::<_, super::AppError>(uses.len())
-        }
-        .await;
-        if written.is_err() {
-            self.usage.restore(uses);
-        }
-        written
+/// Writes the uses noted since the last flush in one statement; on failure
+/// they are kept for the next flush.
+pub async fn flush(pool: &Pool, usage: &KeyUsage) -> Result<usize, StoreError> {
+    let uses = usage.take();
+    if uses.is_empty() {
+        return Ok(0);
     }
+    let written = async {
+        let client = pool.get().await?;
+        api_keys::save_key_usage(&client, &uses).await?;
+        Ok::<_, StoreError>(uses.len())
+    }
+    .await;
+    if written.is_err() {
+        usage.restore(uses);
+    }
+    written
 }
 
-/// Flushes key usage every `every`, on the current runtime.
-pub fn spawn_flusher(app: App, every: Duration) {
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = app.flush_key_usage().await {
-                tracing::warn!(error = %e, "writing key usage failed; kept for the next flush");
-            }
+/// Flushes key usage every `every` until the instance stops, then once more:
+/// no use noted before the stop is lost.
+pub async fn run(pool: Pool, usage: Arc<KeyUsage>, every: Duration, mut stop: Stop) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            () = stop.stopped() => true,
+        };
+        if let Err(e) = flush(&pool, &usage).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "writing key usage failed; kept for the next flush");
         }
-    });
+        if stopping {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

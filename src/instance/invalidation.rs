@@ -14,17 +14,15 @@ const PROBE_EVERY: Duration = Duration::from_millis(1000);
 /// Pause before connecting again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-/// Runs forever on the current runtime.
-pub fn spawn_listener(cache: Arc<CredentialCache>, database_url: String) {
-    actix_web::rt::spawn(async move {
-        loop {
-            if let Err(e) = listen_until_lost(&cache, &database_url).await {
-                tracing::warn!(error = %e, "credential cache: invalidation listener lost; cache off");
-            }
-            cache.suspend();
-            tokio::time::sleep(RECONNECT_AFTER).await;
+/// Keeps the cache following the log's invalidations until the instance stops.
+pub async fn run(cache: Arc<CredentialCache>, database_url: String) {
+    loop {
+        if let Err(e) = listen_until_lost(&cache, &database_url).await {
+            tracing::warn!(error = %e, "credential cache: invalidation listener lost; cache off");
         }
-    });
+        cache.suspend();
+        tokio::time::sleep(RECONNECT_AFTER).await;
+    }
 }
 
 async fn listen_until_lost(
