@@ -62,16 +62,9 @@ enum Command {
     },
     /// Write a signed export (JSON Lines + manifest) of the log or of one org.
     Export {
-        /// Postgres URL.
-        #[arg(
-            long,
-            env = "VOUCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/vouch"
-        )]
-        database_url: String,
-        /// The audit key that signs the manifest.
-        #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = "vouch-audit.key")]
-        audit_key_file: std::path::PathBuf,
+        /// The database, the audit key and the checkpoint policy.
+        #[command(flatten)]
+        settings: Settings,
         /// Only this org's events.
         #[arg(long)]
         org: Option<uuid::Uuid>,
@@ -241,21 +234,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Export {
-            database_url,
-            audit_key_file,
+            settings,
             org,
             from,
             to,
             out,
         } => {
-            let key = vouch::audit::key::AuditKey::load_or_create(&audit_key_file)?;
-            let pool = store::connect(&database_url, 2).await?;
-            migrate::run(&pool).await?;
-            let policy = vouch::audit::chainer::CheckpointPolicy {
-                every_events: 1000,
-                every: std::time::Duration::from_secs(10),
+            let signer = vouch::app::export::ExportSigner {
+                key: vouch::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?,
+                policy: settings.checkpoint_policy(),
             };
-            vouch::audit::export::catch_up(&pool, &key, policy).await?;
+            let pool = store::connect(&settings.database_url, 2).await?;
+            migrate::run(&pool).await?;
+            let app = App::new(pool, Policy::from_settings(&settings));
+            app.prepare_export(&signer).await?;
             let file = std::fs::File::create(&out)?;
             let mut sink = FileSink(std::io::BufWriter::new(file));
             let progress = vouch::progress::TaskProgress::new("export");
@@ -264,7 +256,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 from,
                 to,
             };
-            vouch::audit::export::export(&pool, &key, &filter, &mut sink, &|n| progress.advance(n))
+            app.write_export(&signer, &filter, &mut sink, &|n| progress.advance(n))
                 .await?;
             let file = sink.0.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;

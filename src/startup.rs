@@ -87,7 +87,10 @@ impl Application {
         let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
             audit_key.derive("vouch idempotency v1"),
         ));
-        let audit = web::Data::new((audit_key, policy));
+        let audit = web::Data::new(crate::app::export::ExportSigner {
+            key: audit_key,
+            policy,
+        });
         let metrics = web::Data::new(Metrics::new()?);
         let bus = web::Data::new(BusProbe::new(&settings.amqp_url, relay_status.clone()));
         let data = web::Data::new(app.clone());

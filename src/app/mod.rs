@@ -11,6 +11,7 @@ mod clock;
 mod context;
 mod error;
 pub mod events;
+pub mod export;
 pub mod idempotency;
 pub mod keys;
 pub mod orgs;

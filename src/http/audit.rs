@@ -2,10 +2,9 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Auth;
+use crate::app::export::ExportSigner;
 use crate::app::App;
-use crate::audit::chainer::CheckpointPolicy;
-use crate::audit::export::{catch_up, export, ExportError, ExportFilter, LineSink};
-use crate::audit::key::AuditKey;
+use crate::audit::export::{ExportError, ExportFilter, LineSink};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -52,25 +51,24 @@ pub async fn export_events(
     app: web::Data<App>,
     Auth(ctx): Auth,
     q: web::Query<ExportQuery>,
-    audit: web::Data<(AuditKey, CheckpointPolicy)>,
+    signer: web::Data<ExportSigner>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     app.authorize_export(&ctx, q.org_id).await?;
     if q.from.zip(q.to).is_some_and(|(from, to)| from > to) {
         return Err(ApiError::validation("from", "must not be after to"));
     }
-    let (key, policy) = audit.get_ref().clone();
-    let pool = app.pool().clone();
-    catch_up(&pool, &key, policy).await.map_err(internal)?;
+    app.prepare_export(&signer).await.map_err(internal)?;
     let filter = ExportFilter {
         org_id: q.org_id,
         from: q.from,
         to: q.to,
     };
     let (tx, rx) = mpsc::channel(64);
+    let app = app.into_inner();
     actix_web::rt::spawn(async move {
         let mut sink = ChannelSink(tx.clone());
-        if let Err(e) = export(&pool, &key, &filter, &mut sink, &|_| {}).await {
+        if let Err(e) = app.write_export(&signer, &filter, &mut sink, &|_| {}).await {
             tracing::error!(error = %e, "export failed midway");
             let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
         }
