@@ -4,27 +4,30 @@
 use clap::Args;
 use sha2::Digest;
 
+/// The database when none is named: created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/vouch";
+/// The broker when none is named.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The address the API listens on when none is named.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// The topic exchange events are published to.
+pub const DEFAULT_EXCHANGE: &str = "vouch.events";
+/// The audit key file when none is named.
+pub const DEFAULT_AUDIT_KEY_FILE: &str = "vouch-audit.key";
+
 /// Everything `vouch serve` needs to run.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Postgres URL; the database is created if it does not exist.
-    #[arg(
-        long,
-        env = "VOUCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/vouch"
-    )]
+    #[arg(long, env = "VOUCH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
     /// RabbitMQ URL.
-    #[arg(
-        long,
-        env = "VOUCH_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
+    #[arg(long, env = "VOUCH_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
 
     /// Address to listen on (host:port; port 0 picks a free one).
-    #[arg(long, env = "VOUCH_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "VOUCH_BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
 
     /// A separate address (host:port) that serves `/metrics` (and `/healthz`,
@@ -46,7 +49,7 @@ pub struct Settings {
     pub http_workers: usize,
 
     /// The RabbitMQ topic exchange events are published to.
-    #[arg(long, env = "VOUCH_EXCHANGE", default_value = "vouch.events")]
+    #[arg(long, env = "VOUCH_EXCHANGE", default_value = DEFAULT_EXCHANGE)]
     pub exchange: String,
 
     /// Whether this instance campaigns to relay the log to RabbitMQ.
@@ -59,7 +62,7 @@ pub struct Settings {
 
     /// The Ed25519 audit key (hex seed) that signs checkpoints and exports; created
     /// with mode 0600 if missing. Keep it outside the database and back it up.
-    #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = "vouch-audit.key")]
+    #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = DEFAULT_AUDIT_KEY_FILE)]
     pub audit_key_file: std::path::PathBuf,
 
     /// Whether this instance campaigns to hash-chain the log.
@@ -173,17 +176,17 @@ impl Settings {
     /// database share it, as deployed ones must), and new signing keys used at once.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         let database_url = database_url.into();
-        let digest = crate::auth::api_key::hex(&sha2::Sha256::digest(database_url.as_bytes()));
+        let digest = format!("{:x}", sha2::Sha256::digest(database_url.as_bytes()));
         Self {
             audit_key_file: std::env::temp_dir().join(format!("vouch-audit-{}.key", &digest[..32])),
             database_url,
-            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            amqp_url: DEFAULT_AMQP_URL.into(),
             bind: "127.0.0.1:0".into(),
             metrics_bind: "off".into(),
             open_signup: true,
             db_pool_size: 8,
             http_workers: 1,
-            exchange: "vouch.events".into(),
+            exchange: DEFAULT_EXCHANGE.into(),
             relay: false,
             relay_batch: 500,
             chainer: false,
@@ -205,22 +208,5 @@ impl Settings {
     /// The management listener's address, if `/metrics` has one of its own.
     pub fn metrics_address(&self) -> Option<&str> {
         Some(self.metrics_bind.trim()).filter(|a| !a.is_empty() && *a != "off")
-    }
-
-    /// How the credential cache is bounded.
-    pub fn cache_limits(&self) -> crate::instance::cache::CacheLimits {
-        crate::instance::cache::CacheLimits {
-            enabled: self.credential_cache,
-            max_entries: self.credential_cache_entries,
-            ttl: std::time::Duration::from_secs(self.credential_cache_ttl_seconds),
-        }
-    }
-
-    /// When the chainer signs checkpoints.
-    pub fn checkpoint_policy(&self) -> crate::audit::chainer::CheckpointPolicy {
-        crate::audit::chainer::CheckpointPolicy {
-            every_events: self.checkpoint_events.max(1),
-            every: std::time::Duration::from_secs(self.checkpoint_seconds.max(1)),
-        }
     }
 }

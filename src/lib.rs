@@ -7,6 +7,8 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bus;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

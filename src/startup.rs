@@ -82,7 +82,7 @@ impl Application {
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;
         let relay_status = Arc::new(RelayStatus::default());
-        let policy = settings.checkpoint_policy();
+        let policy = crate::audit::chainer::CheckpointPolicy::from_settings(&settings);
         let workers = start_workers(&settings, &app, &audit_key, &relay_status);
         let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
             audit_key.derive("vouch idempotency v1"),
@@ -215,7 +215,7 @@ fn start_workers(
             app.pool().clone(),
             settings.database_url.clone(),
             audit_key.clone(),
-            settings.checkpoint_policy(),
+            crate::audit::chainer::CheckpointPolicy::from_settings(settings),
         );
         workers.spawn_until_stopped("chainer", chainer);
     }

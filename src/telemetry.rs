@@ -42,11 +42,10 @@ pub fn filter(spec: &str) -> EnvFilter {
         .fold(filter, EnvFilter::add_directive)
 }
 
-/// Installs the global subscriber. `VOUCH_LOG` filters (default `info`);
-/// `VOUCH_LOG_FORMAT=pretty` prints human-readable lines instead of JSON.
-pub fn init() {
-    let filter = filter(&std::env::var("VOUCH_LOG").unwrap_or_else(|_| "info".into()));
-    let pretty = std::env::var("VOUCH_LOG_FORMAT").is_ok_and(|v| v == "pretty");
+/// Installs the global subscriber: `spec` filters (`VOUCH_LOG`); `pretty`
+/// prints human-readable lines instead of JSON (`VOUCH_LOG_FORMAT`).
+pub fn init(spec: &str, pretty: bool) {
+    let filter = filter(spec);
     // A second init (tests) keeps the first subscriber.
     let _installed = if pretty {
         tracing_subscriber::fmt()

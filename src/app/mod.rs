@@ -7,7 +7,6 @@
 pub mod access;
 pub mod access_review;
 mod bootstrap;
-mod clock;
 mod context;
 mod error;
 pub mod events;
@@ -24,11 +23,11 @@ mod throttle;
 pub mod users;
 
 pub use bootstrap::Bootstrap;
-pub use clock::Clock;
 pub use context::{Caller, Ctx};
 pub use error::AppError;
 pub use pages::{parse_limit as pages_limit, Page, PageCursor, DEFAULT_LIMIT, MAX_LIMIT};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::AuthSettings;
 use crate::instance::cache;
 use crate::instance::key_ring::KeyRing;
@@ -53,7 +52,7 @@ impl Policy {
         Self {
             open_signup: settings.open_signup,
             auth: settings.auth.clone(),
-            cache: settings.cache_limits(),
+            cache: cache::CacheLimits::from_settings(settings),
         }
     }
 }
@@ -72,7 +71,7 @@ impl Default for Policy {
 #[derive(Clone)]
 pub struct App {
     pool: Pool,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     policy: Arc<Policy>,
     keys: Arc<KeyRing>,
     cache: Arc<cache::CredentialCache>,
@@ -81,11 +80,16 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the application on an open pool.
+    /// Builds the application on an open pool, on the system's clock.
     pub fn new(pool: Pool, policy: Policy) -> Self {
+        Self::with_clock(pool, policy, Arc::new(SystemClock))
+    }
+
+    /// Builds the application on an open pool and a clock of the caller's.
+    pub fn with_clock(pool: Pool, policy: Policy, clock: Arc<dyn Clock>) -> Self {
         Self {
             pool,
-            clock: Clock,
+            clock,
             cache: Arc::new(cache::CredentialCache::new(policy.cache)),
             policy: Arc::new(policy),
             keys: Arc::new(KeyRing::default()),

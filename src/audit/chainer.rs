@@ -23,6 +23,16 @@ pub struct CheckpointPolicy {
     pub every: Duration,
 }
 
+impl CheckpointPolicy {
+    /// The policy the settings ask for.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            every_events: settings.checkpoint_events.max(1),
+            every: Duration::from_secs(settings.checkpoint_seconds.max(1)),
+        }
+    }
+}
+
 /// The current end of the chain (the genesis before the first event).
 pub async fn find_head(c: &impl GenericClient) -> Result<ChainHead, StoreError> {
     Ok(audit_chain::find_head(c).await?.unwrap_or(ChainHead {
@@ -95,7 +105,7 @@ async fn sign_if_due(
     if head.seq == 0 {
         return Ok(());
     }
-    let now = crate::app::Clock.now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let due = match audit_chain::find_last_checkpoint(c).await? {
         None => true,
         Some((seq, at)) => {

@@ -161,7 +161,7 @@ pub async fn export(
         "whole_log": filter.is_whole_log(),
         "chain_head": if filter.is_whole_log() { last_hash.map(Value::String) } else { None },
         "checkpoint": checkpoint,
-        "exported_at": crate::app::Clock.now(),
+        "exported_at": crate::clock::Clock::now(&crate::clock::SystemClock),
         "key_id": key.key_id(),
         "public_key": key.public_key(),
     });

@@ -40,6 +40,17 @@ pub struct CacheLimits {
     pub ttl: Duration,
 }
 
+impl CacheLimits {
+    /// The limits the settings ask for.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            enabled: settings.credential_cache,
+            max_entries: settings.credential_cache_entries,
+            ttl: Duration::from_secs(settings.credential_cache_ttl_seconds),
+        }
+    }
+}
+
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
