@@ -3,7 +3,6 @@
 //!
 //! `cargo run --release --example argon2_ceiling -- [seconds]`
 
-use argon2::{Algorithm, Argon2, Params, Version};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -16,10 +15,7 @@ fn main() {
     let workers: Vec<_> = (0..cores)
         .map(|i| {
             std::thread::spawn(move || {
-                let Ok(params) = Params::new(19_456, 2, 1, Some(32)) else {
-                    return 0u64;
-                };
-                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                let argon = vouch::auth::password::argon2();
                 let mut out = [0u8; 32];
                 let salt = [i as u8; 16];
                 let mut n = 0u64;

@@ -13,7 +13,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod instance;
-pub mod progress;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

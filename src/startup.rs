@@ -188,7 +188,8 @@ fn start_workers(
     audit_key: &crate::audit::key::AuditKey,
     relay_status: &Arc<RelayStatus>,
 ) -> Workers {
-    use crate::instance::{invalidation, maintenance, usage};
+    use crate::app::maintenance;
+    use crate::instance::{invalidation, usage};
     let mut workers = Workers::default();
     workers.spawn_until_stopped("maintenance", maintenance::run(app.clone()));
     if settings.credential_cache {

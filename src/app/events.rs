@@ -94,7 +94,7 @@ impl App {
     /// Events the relay has not yet had confirmed, and the oldest one's age in seconds.
     pub async fn relay_lag(&self) -> Result<(i64, f64), AppError> {
         let client = self.pool.get().await?;
-        Ok(crate::store::checkpoints::find_lag(&client, crate::bus::relay::CHECKPOINT).await?)
+        Ok(crate::store::checkpoints::find_lag(&client, crate::store::checkpoints::RELAY).await?)
     }
 
     async fn read_events(

@@ -13,6 +13,7 @@ pub mod events;
 pub mod export;
 pub mod idempotency;
 pub mod keys;
+pub mod maintenance;
 pub mod orgs;
 mod pages;
 pub mod replay;

@@ -18,18 +18,7 @@ use crate::store::{api_keys, memberships, sessions, users};
 use chrono::Duration;
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
-use std::sync::LazyLock;
 use uuid::Uuid;
-
-/// Verified when the email is unknown, so that the answer takes as long.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(19_456, 2, 1, None).unwrap_or_default();
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(b"vouch dummy password", &SaltString::generate(&mut OsRng))
-        .map(|h| h.to_string())
-        .unwrap_or_default()
-});
 
 /// Tokens handed out by sign-in and refresh.
 #[derive(Debug)]
@@ -81,9 +70,10 @@ impl App {
         let client = self.pool.get().await?;
         let user = users::find_user_by_email(&client, email.as_str()).await?;
         drop(client);
-        let hash = user
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(
+            || password::dummy_hash().to_owned(),
+            |u| u.password_hash.clone(),
+        );
         let matches = password::verify(password, hash).await?;
         let user = match user {
             Some(user) if matches && !user.disabled => user,

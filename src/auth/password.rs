@@ -58,11 +58,31 @@ async fn on_blocking_pool<T: Send + 'static>(
     .await?
 }
 
-/// argon2id with m = 19456 KiB, t = 2, p = 1.
-fn argon2() -> Argon2<'static> {
+/// argon2id memory in KiB (OWASP's first recommended setting).
+pub const MEMORY_KIB: u32 = 19_456;
+/// argon2id passes.
+pub const ITERATIONS: u32 = 2;
+/// argon2id lanes.
+pub const PARALLELISM: u32 = 1;
+
+/// argon2id with vouch's parameters: every hash and verification uses this.
+pub fn argon2() -> Argon2<'static> {
     // The parameters are constants within argon2's bounds.
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A hash of a password nobody has, verified when an email is unknown so that
+/// the answer takes as long as for a known one.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        argon2()
+            .hash_password(b"vouch dummy password", &SaltString::generate(&mut OsRng))
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    });
+    &DUMMY
 }
 
 /// Why hashing failed.

@@ -8,7 +8,7 @@
 //! released and another instance takes over within about a second.
 
 use super::cloudevent::{to_cloudevent, CONTENT_TYPE};
-use crate::store::checkpoints::{find_checkpoint, save_checkpoint};
+use crate::store::checkpoints::{find_checkpoint, save_checkpoint, RELAY as CHECKPOINT};
 use crate::store::events::{read_log, LogQuery, RecordedEvent};
 use crate::store::leader::campaign;
 use crate::store::Pool;
@@ -22,8 +22,6 @@ use tokio::sync::mpsc;
 
 /// Advisory-lock key of the relay leader ("vouch-rl").
 const RELAY_LOCK: i64 = 0x766f_7563_682d_726c;
-/// The checkpoint name.
-pub const CHECKPOINT: &str = "relay";
 
 /// What the relay needs to run.
 #[derive(Debug, Clone)]

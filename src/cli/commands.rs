@@ -89,7 +89,7 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 _ => Mode::Rebuild,
             };
-            let progress = crate::progress::TaskProgress::new("replay");
+            let progress = super::progress::TaskProgress::new("replay");
             let report = replay(&database_url, mode.clone(), &progress).await?;
             println!("{}", progress.finish());
             match mode {
@@ -129,7 +129,7 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             app.prepare_export(&signer).await?;
             let file = std::fs::File::create(&out)?;
             let mut sink = FileSink(std::io::BufWriter::new(file));
-            let progress = crate::progress::TaskProgress::new("export");
+            let progress = super::progress::TaskProgress::new("export");
             let filter = crate::audit::export::ExportFilter {
                 org_id: org,
                 from,

@@ -2,6 +2,7 @@
 //! (`commands.rs`). `main.rs` only parses, sets up the log and runs.
 
 mod commands;
+pub mod progress;
 
 pub use commands::{exit_code, run};
 

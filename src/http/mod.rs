@@ -45,7 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/keys/verify", post().to(keys::verify_key))
     .route("/healthz", get().to(ops::healthz))
     .route("/readyz", get().to(ops::readyz))
-    .route("/openapi.json", get().to(ops::openapi))
+    .route("/openapi.json", get().to(openapi::serve))
     .route("/.well-known/jwks.json", get().to(sessions::jwks))
     .route("/v1/sessions", post().to(sessions::sign_in))
     .route("/v1/sessions", get().to(sessions::list_sessions))

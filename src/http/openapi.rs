@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
     // The version of the API this document describes, not of the build serving it.
     info(title = "vouch", version = "1", description = "Event-sourced authentication service"),
     paths(
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::metrics, serve,
         users::create_user, users::get_user, users::update_user, users::disable_user, users::enable_user,
         orgs::create_org, orgs::list_orgs, orgs::get_org, orgs::update_org,
         orgs::list_members, orgs::add_member, orgs::change_member, orgs::remove_member,
@@ -37,6 +37,12 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, body = Object)))]
+pub async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(document())
 }
 
 /// The document served at `/openapi.json`, built once.

@@ -107,9 +107,3 @@ pub async fn metrics(
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
 }
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, body = Object)))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::document())
-}

@@ -7,28 +7,12 @@
 //! a version conflict, a taken email — is the one returned.
 
 use super::events::{self, RecordedEvent};
+use super::pipeline::all;
 use super::{projections, StoreError};
 use deadpool_postgres::Transaction;
-use std::future::Future;
 
 /// Notifies each (channel, payload) pair at commit.
 const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
-
-/// Awaits every pipelined statement: all results, or the error that explains
-/// the failure (see [`StoreError::first_cause`]).
-pub async fn all<T>(
-    statements: impl IntoIterator<Item = impl Future<Output = Result<T, StoreError>>>,
-) -> Result<Vec<T>, StoreError> {
-    let mut values = Vec::new();
-    let mut errors = Vec::new();
-    for outcome in futures_util::future::join_all(statements).await {
-        match outcome {
-            Ok(value) => values.push(value),
-            Err(e) => errors.push(e),
-        }
-    }
-    StoreError::first_cause(errors).map_or(Ok(values), Err)
-}
 
 /// Inserts `recorded` (setting each event's position), applies it to the read
 /// models and sends `notifications` at commit, in one round trip.

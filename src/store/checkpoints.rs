@@ -4,6 +4,9 @@ use super::events::LogPosition;
 use super::StoreError;
 use deadpool_postgres::GenericClient;
 
+/// The relay's checkpoint: the last event the broker confirmed.
+pub const RELAY: &str = "relay";
+
 /// Where reader `name` resumes (the start of the log if it never ran).
 pub async fn find_checkpoint(
     c: &impl GenericClient,

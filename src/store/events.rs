@@ -153,7 +153,7 @@ pub async fn insert_all(
             })
         }
     });
-    super::append::all(inserts).await
+    super::pipeline::all(inserts).await
 }
 
 /// One stored event of a stream, before decoding.

@@ -16,6 +16,7 @@ pub mod listen;
 pub mod memberships;
 pub mod migrate;
 pub mod orgs;
+mod pipeline;
 mod pool;
 pub mod projections;
 pub mod replay;

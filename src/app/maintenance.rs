@@ -3,7 +3,7 @@
 //! responses. Each chore is a use case of `app`, so this task runs on the
 //! application itself.
 
-use crate::app::App;
+use super::App;
 use std::time::Duration;
 
 /// How often housekeeping runs.
