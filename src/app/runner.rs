@@ -3,7 +3,7 @@
 use super::{cache, App, AppError, Ctx};
 use crate::domain::{Aggregate, DomainEvent};
 use crate::store::append;
-use crate::store::events::{self, NewEvent, RecordedEvent, StreamChange};
+use crate::store::events::{self, NewEvent, StreamChange, TypedEvent};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -56,6 +56,7 @@ impl App {
                     event_type,
                     schema_version: E::SCHEMA_VERSION,
                     data,
+                    event: e.to_any(),
                 })
             })
             .collect::<Result<_, AppError>>()?;
@@ -73,7 +74,7 @@ impl App {
         &self,
         ctx: &Ctx,
         changes: &[StreamChange],
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         let mut client = self.pool.get().await?;
         let tx = self.begin(&mut client, ctx).await?;
         self.finish(tx, ctx, changes).await
@@ -102,7 +103,7 @@ impl App {
         tx: deadpool_postgres::Transaction<'_>,
         ctx: &Ctx,
         changes: &[StreamChange],
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
         if let Some(claim) = &ctx.idempotency {
@@ -120,7 +121,7 @@ impl App {
         tx: &deadpool_postgres::Transaction<'_>,
         ctx: &Ctx,
         changes: &[StreamChange],
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         let mut recorded = events::record(changes, &ctx.metadata(), self.clock.now());
         if recorded.is_empty() {
             return Ok(recorded);
@@ -163,7 +164,7 @@ impl App {
         org_id: Option<Uuid>,
         loaded: &Loaded<A>,
         command: &A::Command,
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         let decided = loaded.state.decide(command)?;
         if decided.is_empty() {
             return Ok(vec![]);
@@ -185,7 +186,7 @@ impl App {
         stream_id: Uuid,
         org_id: Option<Uuid>,
         command: &A::Command,
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         let empty = Loaded {
             state: A::default(),
             version: 0,
@@ -202,7 +203,7 @@ impl App {
         stream_id: Uuid,
         org_id: Option<Uuid>,
         command: &A::Command,
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<TypedEvent>, AppError> {
         self.retrying(async || {
             let client = self.pool.get().await?;
             let loaded = self.load::<A>(&client, stream_id).await?;

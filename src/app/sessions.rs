@@ -5,12 +5,13 @@ use super::{App, AppError, Caller, Ctx};
 use crate::auth::password::{self, NewPassword};
 use crate::auth::refresh_token::RefreshToken;
 use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
+use crate::domain::stored::AnyEvent;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::instance::cache::SessionLiveness;
 use crate::store::credentials;
-use crate::store::events::StreamChange;
+use crate::store::events::{StreamChange, TypedEvent};
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
@@ -190,7 +191,9 @@ impl App {
             Err(AppError::Domain(DomainError::NotFound)) => return Err(AppError::Unauthenticated),
             other => other?,
         };
-        if recorded.iter().any(|e| e.event_type == "session.revoked") {
+        let revoked =
+            |e: &TypedEvent| matches!(e.event, AnyEvent::Session(SessionEvent::Revoked { .. }));
+        if recorded.iter().any(revoked) {
             tracing::warn!(session_id = %session_id, "refresh token reused: session revoked");
             return Err(AppError::Unauthenticated);
         }

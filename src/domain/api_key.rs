@@ -58,6 +58,10 @@ impl DomainEvent for ApiKeyEvent {
     /// 2: `api_key.created` names its `hash_algorithm`.
     const SCHEMA_VERSION: i16 = 2;
 
+    fn to_any(&self) -> super::stored::AnyEvent {
+        super::stored::AnyEvent::ApiKey(self.clone())
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Created { .. } => "api_key.created",

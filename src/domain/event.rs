@@ -46,6 +46,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + fmt::Debug {
     /// The stored event type, e.g. `user.registered`.
     fn event_type(&self) -> &'static str;
 
+    /// The event as any event of the log: what the projections and the code
+    /// after a commit match on.
+    fn to_any(&self) -> super::stored::AnyEvent;
+
     /// Splits the event into its stored type and payload.
     fn to_stored(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
         let mut value = serde_json::to_value(self)?;

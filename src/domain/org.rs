@@ -55,6 +55,10 @@ pub enum OrgEvent {
 }
 
 impl DomainEvent for OrgEvent {
+    fn to_any(&self) -> super::stored::AnyEvent {
+        super::stored::AnyEvent::Org(self.clone())
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Created { .. } => "org.created",

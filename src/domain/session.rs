@@ -72,6 +72,10 @@ pub enum SessionEvent {
 }
 
 impl DomainEvent for SessionEvent {
+    fn to_any(&self) -> super::stored::AnyEvent {
+        super::stored::AnyEvent::Session(self.clone())
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Started { .. } => "session.started",

@@ -24,6 +24,10 @@ pub enum SigningKeyEvent {
 }
 
 impl DomainEvent for SigningKeyEvent {
+    fn to_any(&self) -> super::stored::AnyEvent {
+        super::stored::AnyEvent::SigningKey(self.clone())
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Created { .. } => "signing_key.created",

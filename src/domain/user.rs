@@ -48,6 +48,10 @@ pub enum UserEvent {
 }
 
 impl DomainEvent for UserEvent {
+    fn to_any(&self) -> super::stored::AnyEvent {
+        super::stored::AnyEvent::User(self.clone())
+    }
+
     fn event_type(&self) -> &'static str {
         match self {
             Self::Registered { .. } => "user.registered",

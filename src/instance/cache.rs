@@ -17,8 +17,11 @@
 //! Entries also age out after a TTL, a backstop for changes made outside vouch.
 
 use crate::auth::jwt::Claims;
+use crate::domain::api_key::ApiKeyEvent;
+use crate::domain::session::SessionEvent;
+use crate::domain::stored::AnyEvent;
 use crate::store::api_keys::KeyRow;
-use crate::store::events::RecordedEvent;
+use crate::store::events::TypedEvent;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,10 +109,13 @@ impl std::fmt::Debug for CredentialCache {
 }
 
 /// What an event changes for the cache, if anything: `key:<id>` or `session:<id>`.
-pub fn invalidation(event: &RecordedEvent) -> Option<String> {
-    match event.event_type.as_str() {
-        "api_key.revoked" | "api_key.expiry_set" => Some(format!("key:{}", event.stream_id)),
-        "session.revoked" => Some(format!("session:{}", event.stream_id)),
+pub fn invalidation(committed: &TypedEvent) -> Option<String> {
+    let stream = committed.envelope.stream_id;
+    match &committed.event {
+        AnyEvent::ApiKey(ApiKeyEvent::Revoked { .. } | ApiKeyEvent::ExpirySet { .. }) => {
+            Some(format!("key:{stream}"))
+        }
+        AnyEvent::Session(SessionEvent::Revoked { .. }) => Some(format!("session:{stream}")),
         _ => None,
     }
 }
@@ -302,7 +308,7 @@ impl CredentialCache {
     }
 
     /// Evicts what these just-committed events change, before the caller answers.
-    pub fn invalidate_committed(&self, events: &[RecordedEvent]) {
+    pub fn invalidate_committed(&self, events: &[TypedEvent]) {
         for payload in events.iter().filter_map(invalidation) {
             self.invalidate(&payload);
         }

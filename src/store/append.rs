@@ -6,7 +6,7 @@
 //! an aftermath ("current transaction is aborted"), and the first real error —
 //! a version conflict, a taken email — is the one returned.
 
-use super::events::{self, RecordedEvent};
+use super::events::{self, TypedEvent};
 use super::pipeline::all;
 use super::{projections, StoreError};
 use deadpool_postgres::Transaction;
@@ -18,14 +18,16 @@ const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[])
 /// models and sends `notifications` at commit, in one round trip.
 pub async fn append_and_project(
     tx: &Transaction<'_>,
-    recorded: &mut [RecordedEvent],
+    recorded: &mut [TypedEvent],
     notifications: &[(&str, String)],
 ) -> Result<(), StoreError> {
     let (channels, payloads): (Vec<&str>, Vec<&str>) =
         notifications.iter().map(|(c, p)| (*c, p.as_str())).unzip();
     let (inserted, applied, notified) = futures_util::future::join3(
-        events::insert_all(tx, recorded),
-        all(recorded.iter().map(|e| projections::apply(tx, e))),
+        events::insert_all(tx, recorded.iter().map(|e| &e.envelope)),
+        all(recorded
+            .iter()
+            .map(|e| projections::apply(tx, &e.envelope, &e.event))),
         async {
             let notify = tx.prepare_cached(NOTIFY).await?;
             tx.execute(&notify, &[&channels, &payloads]).await?;
@@ -42,7 +44,8 @@ pub async fn append_and_project(
         }
     };
     for (event, at) in recorded.iter_mut().zip(positions) {
-        (event.position, event.transaction_id) = (at.position, at.transaction_id);
+        let envelope = &mut event.envelope;
+        (envelope.position, envelope.transaction_id) = (at.position, at.transaction_id);
     }
     Ok(())
 }

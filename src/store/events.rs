@@ -2,6 +2,7 @@
 //! log in commit-safe order.
 
 use super::StoreError;
+use crate::domain::stored::AnyEvent;
 use crate::domain::StreamType;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -20,6 +21,19 @@ pub struct NewEvent {
     pub schema_version: i16,
     /// Payload.
     pub data: Value,
+    /// The event itself, for the projections and the code after the commit.
+    pub event: AnyEvent,
+}
+
+/// An event as a command appends it: its envelope (as stored) and the typed
+/// event it was decided as. Nothing is serialised and parsed back within one
+/// command: the projections and the code after the commit match the typed event.
+#[derive(Debug, Clone)]
+pub struct TypedEvent {
+    /// The envelope and payload as stored.
+    pub envelope: RecordedEvent,
+    /// The event.
+    pub event: AnyEvent,
 }
 
 /// New events for one stream, appended only if the stream is still at `expected_version`.
@@ -96,11 +110,11 @@ pub fn record(
     changes: &[StreamChange],
     metadata: &Value,
     occurred_at: DateTime<Utc>,
-) -> Vec<RecordedEvent> {
+) -> Vec<TypedEvent> {
     let mut recorded = Vec::new();
     for change in changes {
         for (i, event) in change.events.iter().enumerate() {
-            recorded.push(RecordedEvent {
+            let envelope = RecordedEvent {
                 position: 0,
                 transaction_id: 0,
                 event_id: event.event_id,
@@ -113,6 +127,10 @@ pub fn record(
                 data: event.data.clone(),
                 metadata: metadata.clone(),
                 occurred_at,
+            };
+            recorded.push(TypedEvent {
+                envelope,
+                event: event.event.clone(),
             });
         }
     }
@@ -124,10 +142,10 @@ pub fn record(
 /// (the unique `(stream_id, version)` decides).
 pub async fn insert_all(
     tx: &Transaction<'_>,
-    events: &[RecordedEvent],
+    events: impl Iterator<Item = &RecordedEvent>,
 ) -> Result<Vec<LogPosition>, StoreError> {
     let stmt = tx.prepare_cached(INSERT_EVENT).await?;
-    let inserts = events.iter().map(|e| {
+    let inserts = events.map(|e| {
         let stmt = &stmt;
         async move {
             let row = tx

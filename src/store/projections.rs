@@ -61,8 +61,23 @@ const STATEMENTS: [&str; 17] = [
     SIGNING_KEY_RETIRED,
 ];
 
-/// Applies one recorded event to the read models.
+/// Applies one event, as its command decided it, to the read models.
 pub async fn apply(
+    client: &impl GenericClient,
+    envelope: &RecordedEvent,
+    event: &AnyEvent,
+) -> Result<(), StoreError> {
+    match event {
+        AnyEvent::User(e) => apply_user(client, envelope, e).await,
+        AnyEvent::Org(e) => apply_org(client, envelope, e).await,
+        AnyEvent::ApiKey(e) => apply_api_key(client, envelope, e).await,
+        AnyEvent::Session(e) => apply_session(client, envelope, e).await,
+        AnyEvent::SigningKey(e) => apply_signing_key(client, envelope, e).await,
+    }
+}
+
+/// Applies one stored event (replay): decoded, upcast, then as [`apply`].
+pub async fn apply_stored(
     client: &impl GenericClient,
     recorded: &RecordedEvent,
 ) -> Result<(), StoreError> {
@@ -72,13 +87,7 @@ pub async fn apply(
         recorded.data.clone(),
     )
     .map_err(|e| StoreError::Decode(e.to_string()))?;
-    match &event {
-        AnyEvent::User(e) => apply_user(client, recorded, e).await,
-        AnyEvent::Org(e) => apply_org(client, recorded, e).await,
-        AnyEvent::ApiKey(e) => apply_api_key(client, recorded, e).await,
-        AnyEvent::Session(e) => apply_session(client, recorded, e).await,
-        AnyEvent::SigningKey(e) => apply_signing_key(client, recorded, e).await,
-    }
+    apply(client, recorded, &event).await
 }
 
 /// Applies a batch of events in log order (replay). A run of creations of one
@@ -106,7 +115,7 @@ pub async fn apply_batch(
         if bulk {
             bulk::insert_run(client, run).await?;
         } else {
-            futures_util::future::try_join_all(run.iter().map(|e| apply(client, e))).await?;
+            futures_util::future::try_join_all(run.iter().map(|e| apply_stored(client, e))).await?;
         }
         rest = tail;
     }
