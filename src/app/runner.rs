@@ -54,7 +54,7 @@ impl App {
                 Ok(NewEvent {
                     event_id: self.clock.new_id(),
                     event_type,
-                    schema_version: E::SCHEMA_VERSION,
+                    schema_version: e.schema_version(),
                     data,
                     event: e.to_any(),
                 })

@@ -55,19 +55,15 @@ pub enum KeyHashAlgorithm {
 }
 
 impl DomainEvent for ApiKeyEvent {
-    /// 2: `api_key.created` names its `hash_algorithm`.
-    const SCHEMA_VERSION: i16 = 2;
+    /// 2 for every api_key event: `api_key.created` names its
+    /// `hash_algorithm` since version 2, and the others were written at 2
+    /// with it (their shape did not change).
+    fn schema_version(&self) -> i16 {
+        2
+    }
 
     fn to_any(&self) -> super::stored::AnyEvent {
         super::stored::AnyEvent::ApiKey(self.clone())
-    }
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created { .. } => "api_key.created",
-            Self::Revoked { .. } => "api_key.revoked",
-            Self::ExpirySet { .. } => "api_key.expiry_set",
-        }
     }
 }
 

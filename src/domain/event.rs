@@ -38,26 +38,35 @@ impl fmt::Display for StreamType {
 /// An event of one aggregate, stored as `(event_type, data)`.
 ///
 /// Implementors are serde enums tagged `#[serde(tag = "type", content = "data")]`
-/// whose variant names are the stored event types (e.g. `api_key.revoked`).
+/// whose variants are renamed to the stored event types (e.g. `api_key.revoked`):
+/// that rename is the one place an event type's name is written.
 pub trait DomainEvent: Serialize + DeserializeOwned + Clone + fmt::Debug {
-    /// The current schema version of the payloads this type writes.
-    const SCHEMA_VERSION: i16 = 1;
-
-    /// The stored event type, e.g. `user.registered`.
-    fn event_type(&self) -> &'static str;
+    /// The schema version this code writes for this event's type (1 unless
+    /// its payload changed shape; see `stored::upcast`).
+    fn schema_version(&self) -> i16 {
+        1
+    }
 
     /// The event as any event of the log: what the projections and the code
     /// after a commit match on.
     fn to_any(&self) -> super::stored::AnyEvent;
 
     /// Splits the event into its stored type and payload.
-    fn to_stored(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
+    fn to_stored(&self) -> Result<(String, serde_json::Value), serde_json::Error> {
         let mut value = serde_json::to_value(self)?;
+        let event_type = match value.get("type") {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            _ => {
+                return Err(serde::ser::Error::custom(
+                    "an event serialises with its type",
+                ))
+            }
+        };
         let data = value
             .get_mut("data")
             .map(serde_json::Value::take)
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        Ok((self.event_type(), data))
+        Ok((event_type, data))
     }
 
     /// Rebuilds an event from its stored type and (already upcast) payload.

@@ -58,16 +58,6 @@ impl DomainEvent for OrgEvent {
     fn to_any(&self) -> super::stored::AnyEvent {
         super::stored::AnyEvent::Org(self.clone())
     }
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created { .. } => "org.created",
-            Self::Renamed { .. } => "org.renamed",
-            Self::MemberAdded { .. } => "org.member_added",
-            Self::MemberRoleChanged { .. } => "org.member_role_changed",
-            Self::MemberRemoved { .. } => "org.member_removed",
-        }
-    }
 }
 
 /// What the actor of a command may do in this org.

@@ -75,14 +75,6 @@ impl DomainEvent for SessionEvent {
     fn to_any(&self) -> super::stored::AnyEvent {
         super::stored::AnyEvent::Session(self.clone())
     }
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Started { .. } => "session.started",
-            Self::Refreshed { .. } => "session.refreshed",
-            Self::Revoked { .. } => "session.revoked",
-        }
-    }
 }
 
 /// Commands on a session.

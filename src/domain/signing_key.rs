@@ -27,13 +27,6 @@ impl DomainEvent for SigningKeyEvent {
     fn to_any(&self) -> super::stored::AnyEvent {
         super::stored::AnyEvent::SigningKey(self.clone())
     }
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created { .. } => "signing_key.created",
-            Self::Retired {} => "signing_key.retired",
-        }
-    }
 }
 
 /// Commands on a signing key.

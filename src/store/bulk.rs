@@ -12,8 +12,28 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Event types that are inserted set-based.
-pub const BULK_TYPES: [&str; 2] = ["api_key.created", "session.started"];
+/// The creations that are inserted set-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    /// `api_key.created`.
+    Keys,
+    /// `session.started`.
+    Sessions,
+}
+
+impl BulkKind {
+    /// The kind of set-based insert an event belongs to, if any.
+    pub fn of(event: &AnyEvent) -> Option<Self> {
+        match event {
+            AnyEvent::ApiKey(ApiKeyEvent::Created { .. }) => Some(Self::Keys),
+            AnyEvent::Session(SessionEvent::Started { .. }) => Some(Self::Sessions),
+            _ => None,
+        }
+    }
+}
+
+/// A stored event with its decoded form.
+pub type Decoded<'a> = (&'a RecordedEvent, AnyEvent);
 
 const KEYS: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
     SELECT u.id, u.org_id, u.name, u.prefix, u.key_hash, ARRAY(SELECT jsonb_array_elements_text(u.scopes)), \
@@ -24,18 +44,20 @@ const KEYS: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, sc
 const SESSIONS: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])";
 
-fn decode(e: &RecordedEvent) -> Result<AnyEvent, StoreError> {
-    AnyEvent::decode(&e.event_type, e.schema_version, e.data.clone())
-        .map_err(|err| StoreError::Decode(err.to_string()))
+/// Inserts a run of events of one [`BulkKind`].
+pub async fn insert_run(
+    c: &impl GenericClient,
+    kind: BulkKind,
+    run: &[Decoded<'_>],
+) -> Result<(), StoreError> {
+    match kind {
+        BulkKind::Keys => insert_keys(c, run).await,
+        BulkKind::Sessions => insert_sessions(c, run).await,
+    }
 }
 
-/// Inserts a run of events that all have the same type, one of [`BULK_TYPES`].
-pub async fn insert_run(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
-    match run.first().map(|e| e.event_type.as_str()) {
-        Some("api_key.created") => insert_keys(c, run).await,
-        Some("session.started") => insert_sessions(c, run).await,
-        _ => Ok(()),
-    }
+fn out_of_run(e: &RecordedEvent, kind: BulkKind) -> StoreError {
+    StoreError::Decode(format!("{} in a run of {kind:?}", e.event_type))
 }
 
 /// The columns of a set-based `api_keys` insert.
@@ -52,9 +74,9 @@ struct KeyColumns {
     created_at: Vec<DateTime<Utc>>,
 }
 
-async fn insert_keys(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
+async fn insert_keys(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
     let mut k = KeyColumns::default();
-    for e in run {
+    for (e, event) in run {
         let AnyEvent::ApiKey(ApiKeyEvent::Created {
             org_id,
             name,
@@ -64,12 +86,9 @@ async fn insert_keys(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(
             expires_at,
             rotated_from,
             ..
-        }) = decode(e)?
+        }) = event.clone()
         else {
-            return Err(StoreError::Decode(format!(
-                "{} in a run of api_key.created",
-                e.event_type
-            )));
+            return Err(out_of_run(e, BulkKind::Keys));
         };
         k.id.push(e.stream_id);
         k.org_id.push(org_id);
@@ -112,21 +131,18 @@ struct SessionColumns {
     user_agent: Vec<Option<String>>,
 }
 
-async fn insert_sessions(c: &impl GenericClient, run: &[&RecordedEvent]) -> Result<(), StoreError> {
+async fn insert_sessions(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
     let mut s = SessionColumns::default();
-    for e in run {
+    for (e, event) in run {
         let AnyEvent::Session(SessionEvent::Started {
             user_id,
             refresh_token_hash,
             expires_at,
             ip,
             user_agent,
-        }) = decode(e)?
+        }) = event.clone()
         else {
-            return Err(StoreError::Decode(format!(
-                "{} in a run of session.started",
-                e.event_type
-            )));
+            return Err(out_of_run(e, BulkKind::Sessions));
         };
         s.id.push(e.stream_id);
         s.user_id.push(user_id);

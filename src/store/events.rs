@@ -16,7 +16,7 @@ pub struct NewEvent {
     /// Unique id (idempotency; `message_id` on the bus).
     pub event_id: Uuid,
     /// Stored type, e.g. `api_key.revoked`.
-    pub event_type: &'static str,
+    pub event_type: String,
     /// Payload schema version.
     pub schema_version: i16,
     /// Payload.
@@ -121,7 +121,7 @@ pub fn record(
                 stream_type: change.stream_type.as_str().to_owned(),
                 stream_id: change.stream_id,
                 version: change.expected_version + 1 + i as i32,
-                event_type: event.event_type.to_owned(),
+                event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
                 org_id: change.org_id,
                 data: event.data.clone(),

@@ -76,20 +76,6 @@ pub async fn apply(
     }
 }
 
-/// Applies one stored event (replay): decoded, upcast, then as [`apply`].
-pub async fn apply_stored(
-    client: &impl GenericClient,
-    recorded: &RecordedEvent,
-) -> Result<(), StoreError> {
-    let event = AnyEvent::decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.data.clone(),
-    )
-    .map_err(|e| StoreError::Decode(e.to_string()))?;
-    apply(client, recorded, &event).await
-}
-
 /// Applies a batch of events in log order (replay). A run of creations of one
 /// kind is one set-based insert; other runs are pipelined on the connection:
 /// every statement is prepared first, so each request is sent when its future
@@ -101,25 +87,37 @@ pub async fn apply_batch(
     for sql in STATEMENTS {
         client.prepare_cached(sql).await?;
     }
-    let mut rest = events;
-    while let Some(first) = rest.first() {
-        let bulk = bulk::BULK_TYPES.contains(&first.event_type.as_str());
+    let decoded = events
+        .iter()
+        .map(|e| Ok((*e, decode(e)?)))
+        .collect::<Result<Vec<bulk::Decoded<'_>>, StoreError>>()?;
+    let mut rest = decoded.as_slice();
+    while let Some((_, first)) = rest.first() {
+        let kind = bulk::BulkKind::of(first);
         let len = rest
             .iter()
-            .take_while(|e| match bulk {
-                true => e.event_type == first.event_type,
-                false => !bulk::BULK_TYPES.contains(&e.event_type.as_str()),
-            })
+            .take_while(|(_, e)| bulk::BulkKind::of(e) == kind)
             .count();
         let (run, tail) = rest.split_at(len);
-        if bulk {
-            bulk::insert_run(client, run).await?;
-        } else {
-            futures_util::future::try_join_all(run.iter().map(|e| apply_stored(client, e))).await?;
+        match kind {
+            Some(kind) => bulk::insert_run(client, kind, run).await?,
+            None => {
+                futures_util::future::try_join_all(run.iter().map(|(e, ev)| apply(client, e, ev)))
+                    .await?;
+            }
         }
         rest = tail;
     }
     Ok(())
+}
+
+fn decode(recorded: &RecordedEvent) -> Result<AnyEvent, StoreError> {
+    AnyEvent::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        recorded.data.clone(),
+    )
+    .map_err(|e| StoreError::Decode(e.to_string()))
 }
 
 async fn exec(
