@@ -1,6 +1,7 @@
 //! Load, decide, append with the inline projections, retry on conflict.
 
 use super::{cache, App, AppError, Ctx};
+use crate::domain::stored::AnyEvent;
 use crate::domain::{Aggregate, DomainEvent};
 use crate::store::append;
 use crate::store::events::{self, NewEvent, StreamChange, TypedEvent};
@@ -38,7 +39,7 @@ impl App {
     }
 
     /// Turns decided events into a change of one stream.
-    pub(crate) fn change<E: DomainEvent>(
+    pub(crate) fn change<E: DomainEvent + Into<AnyEvent>>(
         &self,
         stream: (crate::domain::StreamType, Uuid),
         expected_version: i32,
@@ -56,7 +57,7 @@ impl App {
                     event_type,
                     schema_version: e.schema_version(),
                     data,
-                    event: e.to_any(),
+                    event: e.clone().into(),
                 })
             })
             .collect::<Result<_, AppError>>()?;

@@ -2,7 +2,7 @@
 //! password changes and token introspection.
 
 use super::{App, AppError, Caller, Ctx};
-use crate::auth::password::{self, NewPassword};
+use crate::auth::password;
 use crate::auth::refresh_token::RefreshToken;
 use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
 use crate::domain::stored::AnyEvent;
@@ -11,13 +11,12 @@ use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::instance::cache::SessionLiveness;
 use crate::store::credentials;
-use crate::store::events::{StreamChange, TypedEvent};
+use crate::store::events::TypedEvent;
 use crate::store::orgs::OrgRow;
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
-use crate::store::{api_keys, memberships, sessions, users};
+use crate::store::{memberships, sessions, users};
 use chrono::Duration;
-use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -43,17 +42,6 @@ pub struct Me {
     pub user: UserRow,
     /// Their orgs with their role in each.
     pub orgs: Vec<(OrgRow, String)>,
-}
-
-/// The answer of introspection.
-#[derive(Debug)]
-pub enum Introspection {
-    /// Not a valid token for this caller.
-    Inactive,
-    /// A valid access token.
-    AccessToken(crate::auth::jwt::Claims),
-    /// A valid API key.
-    ApiKey(api_keys::KeyRow),
 }
 
 impl App {
@@ -233,7 +221,11 @@ impl App {
         })
     }
 
-    async fn require_live_session(&self, session_id: Uuid, user_id: Uuid) -> Result<(), AppError> {
+    pub(crate) async fn require_live_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), AppError> {
         let live = match self.cache.session(session_id) {
             Some(live) => live,
             None => {
@@ -260,7 +252,7 @@ impl App {
         }
     }
 
-    fn require_user(ctx: &Ctx) -> Result<(Uuid, Uuid), AppError> {
+    pub(crate) fn require_user(ctx: &Ctx) -> Result<(Uuid, Uuid), AppError> {
         match ctx.caller {
             Caller::User {
                 user_id,
@@ -305,111 +297,5 @@ impl App {
             .ok_or(AppError::Unauthenticated)?;
         let orgs = memberships::find_memberships_of(&client, user_id).await?;
         Ok(Me { user, orgs })
-    }
-
-    /// Changes the caller's password and ends their other sessions, in one transaction.
-    pub async fn change_password(
-        &self,
-        ctx: &Ctx,
-        user_id: Uuid,
-        current: SecretString,
-        new: NewPassword,
-    ) -> Result<(), AppError> {
-        let (caller, own_session) = Self::require_user(ctx)?;
-        if caller != user_id {
-            return Err(AppError::NotFound);
-        }
-        let client = self.pool.get().await?;
-        let user = users::find_user(&client, user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        drop(client);
-        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
-        let matches = password::verify(current, user.password_hash.clone()).await?;
-        self.settle(attempt, !matches).await?;
-        if !matches {
-            return Err(AppError::InvalidCredentials);
-        }
-        let password_hash = password::hash(new).await?;
-        let command = UserCommand::ChangePassword { password_hash };
-        self.retrying(async || {
-            let mut client = self.pool.get().await?;
-            let tx = self.begin(&mut client, ctx).await?;
-            // No session starts for this user until the change commits, and a
-            // concurrent change of the same password loses.
-            let current = credentials::lock_credential_for_change(&tx, user_id).await?;
-            if current.as_deref() != Some(user.password_hash.as_str()) {
-                return Err(AppError::InvalidCredentials);
-            }
-            let loaded = self.load::<User>(&tx, user_id).await?;
-            let mut changes = vec![self.change(
-                (StreamType::User, user_id),
-                loaded.version,
-                None,
-                &loaded.state.decide(&command)?,
-            )?];
-            let others: Vec<Uuid> = sessions::find_active_sessions(&tx, user_id, self.clock.now())
-                .await?
-                .iter()
-                .map(|s| s.id)
-                .filter(|id| *id != own_session)
-                .collect();
-            changes.extend(
-                self.revocations(&tx, &others, RevokeReason::PasswordChanged)
-                    .await?,
-            );
-            self.finish(tx, ctx, &changes).await
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// Revocation changes for sessions (skipping those already ended).
-    pub(crate) async fn revocations(
-        &self,
-        client: &impl GenericClient,
-        session_ids: &[Uuid],
-        reason: RevokeReason,
-    ) -> Result<Vec<StreamChange>, AppError> {
-        let mut changes = Vec::with_capacity(session_ids.len());
-        for id in session_ids {
-            let loaded = self.load::<Session>(client, *id).await?;
-            let decided: Vec<SessionEvent> =
-                loaded.state.decide(&SessionCommand::Revoke { reason })?;
-            if !decided.is_empty() {
-                changes.push(self.change(
-                    (StreamType::Session, *id),
-                    loaded.version,
-                    None,
-                    &decided,
-                )?);
-            }
-        }
-        Ok(changes)
-    }
-
-    /// RFC 7662 introspection for API-key callers: access tokens and keys.
-    pub async fn introspect(&self, ctx: &Ctx, token: &str) -> Result<Introspection, AppError> {
-        let own_org = match &ctx.caller {
-            c if c.is_admin() => None,
-            Caller::ApiKey { org_id, .. } => Some(*org_id),
-            _ => return Err(AppError::Forbidden("introspection needs an API key")),
-        };
-        if token.starts_with(crate::auth::api_key::KEY_PREFIX) {
-            return Ok(match self.verify_key_for(own_org, token).await? {
-                Some(row) => Introspection::ApiKey(row),
-                None => Introspection::Inactive,
-            });
-        }
-        let Ok(claims) = self.verify_jwt(token).await else {
-            return Ok(Introspection::Inactive);
-        };
-        Ok(
-            match self.require_live_session(claims.sid, claims.sub).await {
-                Ok(()) => Introspection::AccessToken(claims),
-                Err(AppError::Unauthenticated) => Introspection::Inactive,
-                Err(e) => return Err(e),
-            },
-        )
     }
 }

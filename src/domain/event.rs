@@ -47,10 +47,6 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + fmt::Debug {
         1
     }
 
-    /// The event as any event of the log: what the projections and the code
-    /// after a commit match on.
-    fn to_any(&self) -> super::stored::AnyEvent;
-
     /// Splits the event into its stored type and payload.
     fn to_stored(&self) -> Result<(String, serde_json::Value), serde_json::Error> {
         let mut value = serde_json::to_value(self)?;

@@ -24,8 +24,8 @@ pub use event::{DomainEvent, StreamType};
 pub trait Aggregate: Default + Sized {
     /// The stream type this aggregate is stored under.
     const STREAM_TYPE: StreamType;
-    /// The events of this stream.
-    type Event: DomainEvent;
+    /// The events of this stream, each one of the log's events.
+    type Event: DomainEvent + Into<stored::AnyEvent>;
     /// The commands this aggregate decides on.
     type Command;
 

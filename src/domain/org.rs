@@ -54,11 +54,7 @@ pub enum OrgEvent {
     },
 }
 
-impl DomainEvent for OrgEvent {
-    fn to_any(&self) -> super::stored::AnyEvent {
-        super::stored::AnyEvent::Org(self.clone())
-    }
-}
+impl DomainEvent for OrgEvent {}
 
 /// What the actor of a command may do in this org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

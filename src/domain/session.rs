@@ -71,11 +71,7 @@ pub enum SessionEvent {
     },
 }
 
-impl DomainEvent for SessionEvent {
-    fn to_any(&self) -> super::stored::AnyEvent {
-        super::stored::AnyEvent::Session(self.clone())
-    }
-}
+impl DomainEvent for SessionEvent {}
 
 /// Commands on a session.
 #[derive(Debug, Clone)]

@@ -23,11 +23,7 @@ pub enum SigningKeyEvent {
     Retired {},
 }
 
-impl DomainEvent for SigningKeyEvent {
-    fn to_any(&self) -> super::stored::AnyEvent {
-        super::stored::AnyEvent::SigningKey(self.clone())
-    }
-}
+impl DomainEvent for SigningKeyEvent {}
 
 /// Commands on a signing key.
 #[derive(Debug, Clone)]

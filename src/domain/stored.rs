@@ -36,6 +36,36 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+impl From<UserEvent> for AnyEvent {
+    fn from(e: UserEvent) -> Self {
+        Self::User(e)
+    }
+}
+
+impl From<OrgEvent> for AnyEvent {
+    fn from(e: OrgEvent) -> Self {
+        Self::Org(e)
+    }
+}
+
+impl From<ApiKeyEvent> for AnyEvent {
+    fn from(e: ApiKeyEvent) -> Self {
+        Self::ApiKey(e)
+    }
+}
+
+impl From<SessionEvent> for AnyEvent {
+    fn from(e: SessionEvent) -> Self {
+        Self::Session(e)
+    }
+}
+
+impl From<SigningKeyEvent> for AnyEvent {
+    fn from(e: SigningKeyEvent) -> Self {
+        Self::SigningKey(e)
+    }
+}
+
 impl AnyEvent {
     /// Decodes a stored event, upcasting its payload first.
     pub fn decode(event_type: &str, schema_version: i16, data: Value) -> Result<Self, DecodeError> {

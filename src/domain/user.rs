@@ -47,11 +47,7 @@ pub enum UserEvent {
     },
 }
 
-impl DomainEvent for UserEvent {
-    fn to_any(&self) -> super::stored::AnyEvent {
-        super::stored::AnyEvent::User(self.clone())
-    }
-}
+impl DomainEvent for UserEvent {}
 
 /// Commands on a user.
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@
 use super::dto::{IntrospectionDto, OrgDto, UserDto};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json, MaybeAuth};
-use crate::app::sessions::{Introspection, SignedIn};
+use crate::app::introspection::Introspection;
+use crate::app::sessions::SignedIn;
 use crate::app::App;
 use crate::auth::jwt::Jwk;
 use crate::auth::password::NewPassword;

@@ -175,6 +175,20 @@ async fn the_state_until_a_past_position_equals_the_live_state_then() {
         then.push(table_json(&app, "public", t).await);
     }
     random_history(&app, 200, 12).await;
+    // Replay reads in commit-safe order: under load, another test's open
+    // transaction can hold the newest events back for a moment.
+    let total: i64 = db
+        .query_one("SELECT count(*) FROM auth_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let readable = app
+        .events_eventually("/v1/events?limit=1000", &app.admin_key, total as usize)
+        .await;
+    assert_eq!(
+        readable.body["items"].as_array().map(Vec::len),
+        Some(total as usize)
+    );
     let mode = Mode::Until {
         cutoff: Cutoff::Position(position),
         schema: "as_of_then".into(),

@@ -1,110 +1,8 @@
-//! The OpenAPI 3 document: generated from the handlers' annotations, then
-//! completed with the conventions that API.md states once for every operation.
+//! The conventions API.md states once for every operation, written into each
+//! operation of the generated document: the error answers and headers every
+//! route shares, `Idempotency-Key` on state-changing POSTs, and links.
 
-use super::{access, audit, events, keys, ops, orgs, sessions, users};
-use actix_web::dev::ResourceDef;
 use serde_json::{json, Map, Value};
-use std::sync::OnceLock;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-
-/// Every route of the API.
-#[derive(OpenApi)]
-#[openapi(
-    // The version of the API this document describes, not of the build serving it.
-    info(title = "vouch", version = "1", description = "Event-sourced authentication service"),
-    paths(
-        ops::healthz, ops::readyz, ops::metrics, serve,
-        users::create_user, users::get_user, users::update_user, users::disable_user, users::enable_user,
-        orgs::create_org, orgs::list_orgs, orgs::get_org, orgs::update_org,
-        orgs::list_members, orgs::add_member, orgs::change_member, orgs::remove_member,
-        keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key, keys::rotate_key, keys::verify_key,
-        events::list_events, events::list_org_events, access::access_review, audit::export_events,
-        sessions::jwks, sessions::sign_in, sessions::refresh, sessions::list_sessions, sessions::sign_out,
-        sessions::revoke_session, sessions::me, sessions::change_password, sessions::introspect,
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, body = Object)))]
-pub async fn serve() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().json(document())
-}
-
-/// The document served at `/openapi.json`, built once.
-pub fn document() -> &'static Value {
-    static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
-        if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
-            components.insert("headers".into(), response_headers());
-        }
-        if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-            for (path, item) in paths.iter_mut() {
-                let Some(item) = item.as_object_mut() else {
-                    continue;
-                };
-                for (method, operation) in item.iter_mut() {
-                    complete(path, method, operation);
-                }
-            }
-        }
-        doc
-    })
-}
-
-/// The methods the document gives `path` (a concrete request path), as an
-/// `Allow` header value; `None` if no documented path matches it.
-pub fn allowed_methods(path: &str) -> Option<String> {
-    // (template, whether it has parameters, its methods)
-    static TEMPLATES: OnceLock<Vec<(ResourceDef, bool, Vec<String>)>> = OnceLock::new();
-    let templates = TEMPLATES.get_or_init(|| {
-        let paths = document().get("paths").and_then(Value::as_object);
-        paths
-            .into_iter()
-            .flatten()
-            .map(|(template, item)| {
-                let methods = item
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|ops| ops.keys())
-                    .filter(|m| METHODS.contains(&m.as_str()))
-                    .map(|m| m.to_uppercase())
-                    .collect();
-                let dynamic = template.contains('{');
-                (ResourceDef::new(template.as_str()), dynamic, methods)
-            })
-            .collect()
-    });
-    let matching: Vec<_> = templates
-        .iter()
-        .filter(|(template, _, _)| template.is_match(path))
-        .collect();
-    // A static path is routed before the dynamic ones that also match it.
-    let exact = matching.iter().any(|(_, dynamic, _)| !dynamic);
-    let mut methods: Vec<&str> = matching
-        .iter()
-        .filter(|(_, dynamic, _)| !(exact && *dynamic))
-        .flat_map(|(_, _, methods)| methods.iter().map(String::as_str))
-        .collect();
-    methods.sort_unstable();
-    methods.dedup();
-    (!methods.is_empty()).then(|| methods.join(", "))
-}
 
 /// OpenAPI links: which ids of an answer the next requests take, for clients and
 /// stateful tests. (operation, status, target operations, their parameters)
@@ -205,11 +103,6 @@ fn links(operation_id: &str, responses: &mut Map<String, Value>) {
     }
 }
 
-/// The keys of a path item that are methods.
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
-
 /// POSTs that change nothing, and so take no `Idempotency-Key`.
 const READ_ONLY_POSTS: [&str; 2] = ["/v1/introspect", "/v1/keys/verify"];
 
@@ -238,7 +131,7 @@ fn idempotency_key() -> Value {
 }
 
 /// Adds to one operation what API.md says of every operation of its kind.
-fn complete(path: &str, method: &str, operation: &mut Value) {
+pub(super) fn complete(path: &str, method: &str, operation: &mut Value) {
     let Some(operation) = operation.as_object_mut() else {
         return;
     };
@@ -399,7 +292,7 @@ fn error(responses: &mut Map<String, Value>, status: &str, description: &str) {
 }
 
 /// The response headers API.md promises, declared once.
-fn response_headers() -> Value {
+pub(super) fn response_headers() -> Value {
     json!({
         "X-Request-Id": {
             "description": "The client's request id if it sent a sane one, else a new one; \
