@@ -29,4 +29,5 @@ echo "== vouch export again (chain up to date)"
 /usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch export --database-url "$URL" --audit-key-file "$KEYFILE" --out "$OUT" 2>&1 | tail -4
 ls -l "$OUT" | awk '{printf "   %s bytes\n", $5}'
 echo "== vouch verify-export"
-/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch verify-export "$OUT" 2>&1 | tail -2
+PUBLIC_KEY=$(./target/release/vouch audit-public-key --audit-key-file "$KEYFILE" | cut -d' ' -f1)
+/usr/bin/time -f "   %e s, max RSS %M KiB" ./target/release/vouch verify-export "$OUT" --public-key "$PUBLIC_KEY" 2>&1 | tail -2
