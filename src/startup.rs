@@ -24,7 +24,7 @@ pub enum StartError {
     Bind {
         /// The address.
         addr: String,
-        /// Why.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// The audit key file could not be used.

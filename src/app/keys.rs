@@ -17,11 +17,11 @@ pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 /// A request for a new key, parsed.
 #[derive(Debug)]
 pub struct KeyRequest {
-    /// Label.
+    /// The key's label, as its creator named it.
     pub name: KeyName,
-    /// Scopes.
+    /// The scopes the key grants.
     pub scopes: Scopes,
-    /// Expiry.
+    /// When the key stops working (none: never).
     pub expires_at: Option<DateTime<Utc>>,
 }
 

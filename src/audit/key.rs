@@ -25,7 +25,7 @@ pub enum KeyFileError {
     Io {
         /// The file.
         path: String,
-        /// Why.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// The file does not hold a key.

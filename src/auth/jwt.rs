@@ -15,9 +15,9 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// The claims of a vouch access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Issuer.
+    /// The `iss` claim: who issued the token.
     pub iss: String,
-    /// Audience.
+    /// The `aud` claim: whom the token is for.
     pub aud: String,
     /// The user.
     pub sub: Uuid,

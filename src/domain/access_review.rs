@@ -17,7 +17,7 @@ pub struct Grant {
     pub event_id: Uuid,
     /// Who did it (the event's `metadata.actor`).
     pub actor: Value,
-    /// When.
+    /// When it happened.
     pub at: DateTime<Utc>,
 }
 

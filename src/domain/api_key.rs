@@ -94,7 +94,7 @@ pub enum ApiKeyCommand {
     },
     /// Revoke the key; revoking a revoked key changes nothing.
     Revoke {
-        /// Why.
+        /// Why, for the audit trail.
         reason: Option<String>,
     },
     /// Let the key expire at `expires_at` because a rotation replaced it.

@@ -66,7 +66,7 @@ pub enum SessionEvent {
     /// The session ended.
     #[serde(rename = "session.revoked")]
     Revoked {
-        /// Why.
+        /// Why the session ended.
         reason: RevokeReason,
     },
 }
@@ -100,7 +100,7 @@ pub enum SessionCommand {
     },
     /// End the session; ending an ended session changes nothing.
     Revoke {
-        /// Why.
+        /// Why the session ended.
         reason: RevokeReason,
     },
 }

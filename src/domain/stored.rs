@@ -32,7 +32,7 @@ pub struct DecodeError {
     pub event_type: String,
     /// The stored schema version.
     pub schema_version: i16,
-    /// Why.
+    /// What could not be read.
     pub reason: String,
 }
 

@@ -73,7 +73,7 @@ pub enum UserCommand {
     },
     /// Stop the user from signing in.
     Disable {
-        /// Why.
+        /// Why, for the audit trail.
         reason: Option<String>,
     },
     /// Allow the user to sign in again.

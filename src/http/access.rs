@@ -27,7 +27,7 @@ pub struct GrantDto {
     /// Who did it (`{type, id}`).
     #[schema(value_type = Object)]
     pub actor: Value,
-    /// When.
+    /// When it happened.
     pub at: DateTime<Utc>,
 }
 
@@ -64,11 +64,11 @@ pub struct KeyAccessDto {
 /// The org then.
 #[derive(Serialize, ToSchema)]
 pub struct OrgThen {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Name then.
     pub name: String,
-    /// Slug.
+    /// The org's unique slug.
     pub slug: String,
 }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 /// A user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserDto {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Normalised email.
     pub email: String,
@@ -43,7 +43,7 @@ impl From<UserRow> for UserDto {
 /// An organisation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgDto {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Display name.
     pub name: String,
@@ -94,19 +94,19 @@ impl From<MemberRow> for MemberDto {
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyDto {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// The first 12 characters of the key.
     pub prefix: String,
-    /// Label.
+    /// The key's label, as its creator named it.
     pub name: String,
-    /// Scopes.
+    /// The scopes the key grants.
     pub scopes: Vec<String>,
     /// Owning org.
     pub org_id: Uuid,
     /// Issue time.
     pub created_at: DateTime<Utc>,
-    /// Expiry.
+    /// When the key stops working (none: never).
     pub expires_at: Option<DateTime<Utc>>,
     /// Revocation time.
     pub revoked_at: Option<DateTime<Utc>>,
@@ -136,19 +136,19 @@ impl From<KeyRow> for KeyDto {
 /// A key just issued: the only response that carries the plaintext `key`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedKeyDto {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// The plaintext key. Shown once.
     pub key: String,
     /// The first 12 characters of the key.
     pub prefix: String,
-    /// Label.
+    /// The key's label, as its creator named it.
     pub name: String,
-    /// Scopes.
+    /// The scopes the key grants.
     pub scopes: Vec<String>,
     /// Owning org.
     pub org_id: Uuid,
-    /// Expiry.
+    /// When the key stops working (none: never).
     pub expires_at: Option<DateTime<Utc>>,
     /// Issue time.
     pub created_at: DateTime<Utc>,
@@ -215,7 +215,7 @@ pub struct EventDto {
     /// Event type, e.g. `api_key.revoked`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// Tenant.
+    /// The org the event belongs to, if any.
     pub org_id: Option<Uuid>,
     /// Payload with hashes redacted.
     #[schema(value_type = Object)]

@@ -44,7 +44,7 @@ impl BusProbe {
     }
 }
 
-/// Liveness.
+/// The liveness answer: the process runs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok`.

@@ -86,7 +86,7 @@ impl From<SignedIn> for TokensDto {
 /// An active session.
 #[derive(Serialize, ToSchema)]
 pub struct SessionDto {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Sign-in time.
     pub created_at: DateTime<Utc>,
@@ -114,9 +114,9 @@ pub struct SessionList {
 pub struct MyOrg {
     /// Org id.
     pub id: Uuid,
-    /// Name.
+    /// The org's display name.
     pub name: String,
-    /// Slug.
+    /// The org's unique slug.
     pub slug: String,
     /// The caller's role.
     pub role: String,

@@ -10,19 +10,19 @@ use uuid::Uuid;
 /// A row of `api_keys`.
 #[derive(Debug, Clone)]
 pub struct KeyRow {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Owning org.
     pub org_id: Uuid,
-    /// Label.
+    /// The key's label, as its creator named it.
     pub name: String,
     /// First 12 characters of the key.
     pub prefix: String,
     /// Hex SHA-256 of the key; never serialised to clients.
     pub key_hash: String,
-    /// Scopes.
+    /// The scopes the key grants.
     pub scopes: Vec<String>,
-    /// Expiry.
+    /// When the key stops working (none: never).
     pub expires_at: Option<DateTime<Utc>>,
     /// Revocation time.
     pub revoked_at: Option<DateTime<Utc>>,

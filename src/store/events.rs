@@ -19,7 +19,7 @@ pub struct NewEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: i16,
-    /// Payload.
+    /// The event's payload, as stored (JSON).
     pub data: Value,
     /// The event itself, for the projections and the code after the commit.
     pub event: AnyEvent,
@@ -70,7 +70,7 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: i16,
-    /// Tenant.
+    /// The org the event belongs to, if any.
     pub org_id: Option<Uuid>,
     /// Payload (unredacted: redact before it leaves the process).
     pub data: Value,
@@ -183,7 +183,7 @@ pub struct StreamEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: i16,
-    /// Payload.
+    /// The event's payload, as stored (JSON).
     pub data: Value,
 }
 

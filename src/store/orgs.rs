@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// A row of `orgs`.
 #[derive(Debug, Clone)]
 pub struct OrgRow {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Display name.
     pub name: String,

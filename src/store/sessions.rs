@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// A row of `sessions` (without the refresh-token hash).
 #[derive(Debug, Clone)]
 pub struct SessionRow {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// The user.
     pub user_id: Uuid,

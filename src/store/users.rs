@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// A row of `users`.
 #[derive(Debug, Clone)]
 pub struct UserRow {
-    /// Id.
+    /// Its id (UUID v7).
     pub id: Uuid,
     /// Normalised email.
     pub email: String,
