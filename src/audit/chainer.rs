@@ -6,6 +6,7 @@ use super::key::AuditKey;
 use crate::store::audit_chain::{self, ChainHead};
 use crate::store::events::{read_log, LogPosition, LogQuery};
 use crate::store::leader::campaign;
+use crate::store::tail::Tail;
 use crate::store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -144,15 +145,14 @@ pub async fn run(pool: Pool, database_url: String, key: AuditKey, policy: Checkp
         match campaign(&database_url, CHAIN_LOCK, crate::store::channels::EVENTS).await {
             Ok(Some(mut leadership)) => {
                 tracing::info!("chainer: leader");
+                let mut tail = Tail::default();
                 loop {
                     if let Err(e) = chain_pending(&pool, &key, policy).await {
                         tracing::warn!(error = %crate::telemetry::error_chain(&e), "chainer: retrying");
                     }
-                    tokio::select! {
-                        n = leadership.notifications.recv() => if n.is_none() { break },
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    if !tail.wait(&mut leadership.notifications).await {
+                        break;
                     }
-                    while leadership.notifications.try_recv().is_ok() {}
                 }
                 tracing::warn!("chainer: no longer leader");
             }

@@ -11,6 +11,7 @@ use super::cloudevent::{to_cloudevent, CONTENT_TYPE};
 use crate::store::checkpoints::{find_checkpoint, save_checkpoint, RELAY as CHECKPOINT};
 use crate::store::events::{read_log, LogQuery, RecordedEvent};
 use crate::store::leader::campaign;
+use crate::store::tail::Tail;
 use crate::store::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -146,6 +147,7 @@ async fn relay_while_connected(
     status.connected.store(true, Ordering::SeqCst);
     let outcome = async {
         let mut after = find_checkpoint(&pool.get().await?, CHECKPOINT).await?;
+        let mut tail = Tail::default();
         loop {
             let query = LogQuery {
                 after,
@@ -158,18 +160,17 @@ async fn relay_while_connected(
                 if !connection.status().connected() || !channel.status().connected() {
                     return Err(RelayError::Disconnected);
                 }
-                // Wake on a commit's NOTIFY, or look again shortly (an event may
-                // wait for an older transaction to end before it is readable).
-                tokio::select! {
-                    n = notifications.recv() => if n.is_none() { return Err(RelayError::LeadershipLost) },
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                // Wake on a commit's NOTIFY, or look again (see `store::tail`).
+                if !tail.wait(notifications).await {
+                    return Err(RelayError::LeadershipLost);
                 }
-                while notifications.try_recv().is_ok() {}
                 continue;
             };
             publish_batch(&channel, &config.exchange, &events).await?;
             save_checkpoint(&pool.get().await?, CHECKPOINT, last).await?;
-            status.published.fetch_add(events.len() as u64, Ordering::Relaxed);
+            status
+                .published
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
             after = last;
         }
     }

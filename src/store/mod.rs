@@ -23,6 +23,7 @@ pub mod replay;
 mod rows;
 pub mod sessions;
 pub mod signing_keys;
+pub mod tail;
 pub mod users;
 
 pub use error::{StoreError, UniqueConstraint};
