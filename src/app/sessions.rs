@@ -8,7 +8,7 @@ use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent
 use crate::domain::stored::AnyEvent;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
-use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::domain::{Aggregate, StreamType};
 use crate::instance::cache::SessionLiveness;
 use crate::store::credentials;
 use crate::store::events::TypedEvent;
@@ -167,18 +167,42 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let next = RefreshToken::generate(session_id);
+        let presented_hash = presented.hash();
         let command = SessionCommand::Refresh {
-            presented_hash: presented.hash(),
+            presented_hash: presented_hash.clone(),
             new_hash: next.hash(),
             now: self.clock.now(),
         };
-        let recorded = match self
-            .execute::<Session>(ctx, session_id, None, &command)
-            .await
-        {
-            Err(AppError::Domain(DomainError::NotFound)) => return Err(AppError::Unauthenticated),
-            other => other?,
-        };
+        // Decided on the read model's snapshot, not by folding the stream; its
+        // version makes a concurrent refresh a conflict, decided again.
+        let recorded = self
+            .retrying(async || {
+                let client = self.pool.get().await?;
+                let snapshot =
+                    sessions::find_refresh_snapshot(&client, session_id, &presented_hash)
+                        .await?
+                        .ok_or(AppError::Unauthenticated)?;
+                drop(client);
+                let replaced = match snapshot.issued_presented {
+                    true => vec![presented_hash.clone()],
+                    false => vec![],
+                };
+                let state = Session::from_snapshot(
+                    snapshot.user_id,
+                    snapshot.current_hash,
+                    replaced,
+                    snapshot.expires_at,
+                    snapshot.is_revoked,
+                );
+                let decided = state.decide(&command)?;
+                if decided.is_empty() {
+                    return Ok(vec![]);
+                }
+                let stream = (StreamType::Session, session_id);
+                let change = self.change(stream, snapshot.version, None, &decided)?;
+                self.commit(ctx, &[change]).await
+            })
+            .await?;
         let revoked =
             |e: &TypedEvent| matches!(e.event, AnyEvent::Session(SessionEvent::Revoked { .. }));
         if recorded.iter().any(revoked) {

@@ -116,6 +116,26 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session as its read model holds it, for a refresh: `replaced` needs
+    /// only the presented token's hash when the session issued it and it is
+    /// not the current one, since a refresh compares the presented token and
+    /// nothing else.
+    pub fn from_snapshot(
+        user_id: Uuid,
+        current_hash: String,
+        replaced: Vec<String>,
+        expires_at: DateTime<Utc>,
+        revoked: bool,
+    ) -> Self {
+        Self {
+            user_id: Some(user_id),
+            current_hash,
+            replaced_hashes: replaced,
+            expires_at: Some(expires_at),
+            revoked,
+        }
+    }
+
     /// The session's user, if it exists.
     pub fn user_id(&self) -> Option<Uuid> {
         self.user_id

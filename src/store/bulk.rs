@@ -41,8 +41,11 @@ const KEYS: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, sc
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::uuid[], $9::timestamptz[]) \
       AS u(id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at)";
 
-const SESSIONS: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
-    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])";
+const SESSIONS: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
+    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::int[])";
+
+const SESSION_TOKENS: &str = "INSERT INTO session_refresh_tokens (session_id, refresh_token_hash) \
+    SELECT * FROM UNNEST($1::uuid[], $2::text[])";
 
 /// Inserts a run of events of one [`BulkKind`].
 pub async fn insert_run(
@@ -129,6 +132,7 @@ struct SessionColumns {
     expires_at: Vec<DateTime<Utc>>,
     ip: Vec<Option<String>>,
     user_agent: Vec<Option<String>>,
+    version: Vec<i32>,
 }
 
 async fn insert_sessions(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
@@ -151,6 +155,7 @@ async fn insert_sessions(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<
         s.expires_at.push(expires_at);
         s.ip.push(ip);
         s.user_agent.push(user_agent);
+        s.version.push(e.version);
     }
     let stmt = c.prepare_cached(SESSIONS).await?;
     c.execute(
@@ -163,8 +168,11 @@ async fn insert_sessions(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<
             &s.expires_at,
             &s.ip,
             &s.user_agent,
+            &s.version,
         ],
     )
     .await?;
+    let tokens = c.prepare_cached(SESSION_TOKENS).await?;
+    c.execute(&tokens, &[&s.id, &s.refresh_token_hash]).await?;
     Ok(())
 }

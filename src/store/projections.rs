@@ -31,17 +31,18 @@ const KEY_CREATED: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_h
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const KEY_REVOKED: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1";
 const KEY_EXPIRY_SET: &str = "UPDATE api_keys SET expires_at = $2 WHERE id = $1";
-const SESSION_STARTED: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const SESSION_REFRESHED: &str =
-    "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3 WHERE id = $1";
+const SESSION_STARTED: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SESSION_REFRESHED: &str = "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3, version = $4 WHERE id = $1";
 const SESSION_REVOKED: &str =
-    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1";
+    "UPDATE sessions SET revoked_at = $2, revoked_reason = $3, version = $4 WHERE id = $1";
+const SESSION_TOKEN_ISSUED: &str =
+    "INSERT INTO session_refresh_tokens (session_id, refresh_token_hash) VALUES ($1, $2)";
 const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4, $5)";
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 17] = [
+const STATEMENTS: [&str; 18] = [
     USER_REGISTERED,
     USER_RENAMED,
     USER_PASSWORD_CHANGED,
@@ -57,6 +58,7 @@ const STATEMENTS: [&str; 17] = [
     SESSION_STARTED,
     SESSION_REFRESHED,
     SESSION_REVOKED,
+    SESSION_TOKEN_ISSUED,
     SIGNING_KEY_CREATED,
     SIGNING_KEY_RETIRED,
 ];
@@ -227,7 +229,7 @@ async fn apply_session(
     r: &RecordedEvent,
     event: &SessionEvent,
 ) -> Result<(), StoreError> {
-    let (id, at) = (&r.stream_id, &r.occurred_at);
+    let (id, at, version) = (&r.stream_id, &r.occurred_at, &r.version);
     match event {
         SessionEvent::Started {
             user_id,
@@ -236,26 +238,25 @@ async fn apply_session(
             ip,
             user_agent,
         } => {
-            exec(
-                c,
-                SESSION_STARTED,
-                &[
-                    id,
-                    user_id,
-                    refresh_token_hash,
-                    at,
-                    expires_at,
-                    ip,
-                    user_agent,
-                ],
-            )
-            .await
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+                id,
+                user_id,
+                refresh_token_hash,
+                at,
+                expires_at,
+                ip,
+                user_agent,
+                version,
+            ];
+            exec(c, SESSION_STARTED, &params).await?;
+            exec(c, SESSION_TOKEN_ISSUED, &[id, refresh_token_hash]).await
         }
         SessionEvent::Refreshed { refresh_token_hash } => {
-            exec(c, SESSION_REFRESHED, &[id, refresh_token_hash, at]).await
+            exec(c, SESSION_REFRESHED, &[id, refresh_token_hash, at, version]).await?;
+            exec(c, SESSION_TOKEN_ISSUED, &[id, refresh_token_hash]).await
         }
         SessionEvent::Revoked { reason } => {
-            exec(c, SESSION_REVOKED, &[id, at, &reason.as_str()]).await
+            exec(c, SESSION_REVOKED, &[id, at, &reason.as_str(), version]).await
         }
     }
 }

@@ -4,12 +4,13 @@ use super::StoreError;
 use deadpool_postgres::GenericClient;
 
 /// Every table the projections write, in `public`.
-pub const READ_MODELS: [&str; 6] = [
+pub const READ_MODELS: [&str; 7] = [
     "users",
     "orgs",
     "memberships",
     "api_keys",
     "sessions",
+    "session_refresh_tokens",
     "signing_keys",
 ];
 

@@ -101,3 +101,48 @@ pub async fn find_active_sessions(
     );
     query_all(c, &sql, &[&user_id, &now], session_row).await
 }
+
+/// What a refresh decides on, read from the read model instead of the stream.
+#[derive(Debug, Clone)]
+pub struct RefreshSnapshot {
+    /// The session's user.
+    pub user_id: Uuid,
+    /// The current refresh token's hash.
+    pub current_hash: String,
+    /// The absolute end of the session.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the session ended.
+    pub is_revoked: bool,
+    /// The stream version the row reflects: the version a refresh appends after.
+    pub version: i32,
+    /// Whether the session ever issued the presented token.
+    pub issued_presented: bool,
+}
+
+/// The session as a refresh with the token hashing to `presented_hash` needs
+/// it, in one statement.
+pub async fn find_refresh_snapshot(
+    c: &impl GenericClient,
+    id: Uuid,
+    presented_hash: &str,
+) -> Result<Option<RefreshSnapshot>, StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT s.user_id, s.refresh_token_hash, s.expires_at, s.revoked_at IS NOT NULL, s.version, \
+             EXISTS (SELECT 1 FROM session_refresh_tokens t \
+                     WHERE t.session_id = s.id AND t.refresh_token_hash = $2) \
+             FROM sessions s WHERE s.id = $1",
+        )
+        .await?;
+    let Some(r) = c.query_opt(&stmt, &[&id, &presented_hash]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(RefreshSnapshot {
+        user_id: r.try_get(0)?,
+        current_hash: r.try_get(1)?,
+        expires_at: r.try_get(2)?,
+        is_revoked: r.try_get(3)?,
+        version: r.try_get(4)?,
+        issued_presented: r.try_get(5)?,
+    }))
+}

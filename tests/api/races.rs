@@ -177,3 +177,34 @@ async fn a_disabled_users_session_is_refused_even_if_it_was_left_live() {
     assert_eq!(res.status, 401, "{}", res.text);
     assert_eq!(app.count_events("session.refreshed").await, 0);
 }
+
+#[actix_web::test]
+async fn of_32_concurrent_refreshes_of_one_token_exactly_one_wins() {
+    let app = racing_app().await;
+    let (_, _, refresh) = app.user_session("concurrent@example.org").await;
+    let token = json!(refresh);
+    let answers = futures_util::future::join_all((0..32).map(|_| app.refresh(&token))).await;
+    let won = answers.iter().filter(|r| r.status == 200).count();
+    let refused = answers.iter().filter(|r| r.status == 401).count();
+    assert_eq!(
+        (won, refused),
+        (1, 31),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(app.count_events("session.refreshed").await, 1);
+    // The losers presented a token that had just been replaced: a reuse, which
+    // ends the session once.
+    let reuse: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM auth_events WHERE event_type = 'session.revoked' \
+             AND data->>'reason' = 'refresh_reuse'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reuse, 1);
+}
