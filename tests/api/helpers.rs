@@ -301,6 +301,20 @@ impl TestApp {
 impl TestApp {
     /// Polls until at least `n` events of a type are recorded (some are
     /// recorded after the answer); returns the count.
+    /// Sessions revoked with `reason` (`session.revoked` events).
+    pub async fn count_revocations(&self, reason: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM auth_events WHERE event_type = 'session.revoked' \
+                 AND data->>'reason' = $1",
+                &[&reason],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     pub async fn count_events_eventually(&self, event_type: &str, n: i64) -> i64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

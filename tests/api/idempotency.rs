@@ -406,18 +406,7 @@ async fn a_captured_refresh_replayed_after_rotation_is_reuse_and_ends_the_sessio
     assert_error(&replay, 401, "unauthenticated");
     assert!(replay.body.get("access_token").is_none());
     assert!(!replayed(&replay));
-    let revoked = app
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*) FROM auth_events WHERE event_type = 'session.revoked' \
-             AND data->>'reason' = 'refresh_reuse'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0);
-    assert_eq!(revoked, 1);
+    assert_eq!(app.count_revocations("refresh_reuse").await, 1);
     assert_eq!(app.get("/v1/me", live_token).await.status, 401);
 }
 
