@@ -99,7 +99,8 @@ pub enum Command {
         /// The export file.
         file: std::path::PathBuf,
         /// The expected signer (base64url Ed25519 public key; see `audit-public-key`).
-        #[arg(long)]
+        /// Base64url may start with `-`: the value is taken as it is.
+        #[arg(long, allow_hyphen_values = true)]
         public_key: Option<String>,
         /// Without `--public-key`: accept an export whose signer is not pinned
         /// (integrity only) with exit status 0.

@@ -342,3 +342,22 @@ async fn an_unpinned_verification_says_the_origin_was_not_checked() {
     assert_eq!(status, 0, "{text}");
     assert!(text.contains("signed by the pinned key"), "{text}");
 }
+
+#[actix_web::test]
+async fn a_pinned_key_that_starts_with_a_dash_is_taken_as_a_key() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    app.create_org("acme", None).await;
+    let forger = AuditKey::load_or_create(&temp("forger.key")).unwrap();
+    let forged = export_to_file(&app, &forger, ExportFilter::default()).await;
+    // Base64url spells a first byte of 0xF8 to 0xFB as `-`.
+    let dashed = (0u8..=255)
+        .map(|seed| ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key())
+        .find(|key| (0xF8..=0xFB).contains(&key.as_bytes()[0]))
+        .unwrap();
+    let pinned = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(dashed.as_bytes());
+    assert!(pinned.starts_with('-'), "{pinned}");
+    let (status, text) = verify_cli(&forged, &["--public-key", &pinned]);
+    assert_eq!(status, 1, "{text}");
+    assert!(text.contains("another key"), "{text}");
+}
