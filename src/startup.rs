@@ -189,9 +189,11 @@ fn start_workers(
     relay_status: &Arc<RelayStatus>,
 ) -> Workers {
     use crate::app::maintenance;
-    use crate::instance::{invalidation, usage};
+    use crate::instance::{invalidation, notifier, usage};
     let mut workers = Workers::default();
     workers.spawn_until_stopped("maintenance", maintenance::run(app.clone()));
+    let url = settings.database_url.clone();
+    workers.spawn_until_stopped("notifier", notifier::run(app.wakeups().clone(), url));
     if settings.credential_cache {
         let url = settings.database_url.clone();
         workers.spawn_until_stopped("invalidation", invalidation::run(app.cache().clone(), url));

@@ -80,6 +80,7 @@ pub struct App {
     cache: Arc<cache::CredentialCache>,
     usage: Arc<usage::KeyUsage>,
     in_flight: Arc<idempotency::InFlight>,
+    wakeups: Arc<crate::instance::notifier::Wakeups>,
 }
 
 impl App {
@@ -98,6 +99,7 @@ impl App {
             keys: Arc::new(KeyRing::default()),
             usage: Arc::default(),
             in_flight: Arc::default(),
+            wakeups: Arc::default(),
         }
     }
 
@@ -109,6 +111,11 @@ impl App {
     /// The credential cache of this process.
     pub fn cache(&self) -> &Arc<cache::CredentialCache> {
         &self.cache
+    }
+
+    /// The commits this process has yet to announce to the log's followers.
+    pub fn wakeups(&self) -> &Arc<crate::instance::notifier::Wakeups> {
+        &self.wakeups
     }
 
     /// The key uses this process noted and has not written yet.

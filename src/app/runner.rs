@@ -1,6 +1,6 @@
 //! Load, decide, append with the inline projections, retry on conflict.
 
-use super::{cache, App, AppError, Ctx};
+use super::{App, AppError, Ctx};
 use crate::domain::stored::AnyEvent;
 use crate::domain::{Aggregate, DomainEvent};
 use crate::store::append;
@@ -110,8 +110,12 @@ impl App {
         if let Some(claim) = &ctx.idempotency {
             claim.mark_committed();
         }
-        // Effective here before the caller answers; elsewhere by NOTIFY.
+        // Effective here before the caller answers; elsewhere once the other
+        // instances read the log (woken by this, or by their poll).
         self.cache.invalidate_committed(&recorded);
+        if !recorded.is_empty() {
+            self.wakeups.committed();
+        }
         Ok(recorded)
     }
 
@@ -127,16 +131,7 @@ impl App {
         if recorded.is_empty() {
             return Ok(recorded);
         }
-        // Delivered at commit: wakes the relay without polling, and tells
-        // every instance's credential cache what this commit revoked.
-        let mut notifications = vec![(crate::store::channels::EVENTS, String::new())];
-        notifications.extend(
-            recorded
-                .iter()
-                .filter_map(cache::invalidation)
-                .map(|payload| (crate::store::channels::INVALIDATIONS, payload)),
-        );
-        append::append_and_project(tx, &mut recorded, &notifications).await?;
+        append::append_and_project(tx, &mut recorded).await?;
         Ok(recorded)
     }
 

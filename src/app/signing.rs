@@ -43,6 +43,7 @@ impl App {
         let tx = client.transaction().await?;
         let kid = self.create_signing_key_in(&tx).await?;
         tx.commit().await?;
+        self.wakeups.committed();
         self.reload_keys().await?;
         Ok(kid)
     }

@@ -160,7 +160,7 @@ async fn relay_while_connected(
                 if !connection.status().connected() || !channel.status().connected() {
                     return Err(RelayError::Disconnected);
                 }
-                // Wake on a commit's NOTIFY, or look again (see `store::tail`).
+                // Wake on the notifier's announcement, or look again (see `store::tail`).
                 if !tail.wait(notifications).await {
                     return Err(RelayError::LeadershipLost);
                 }

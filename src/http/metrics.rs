@@ -107,7 +107,7 @@ impl Metrics {
 
     /// Copies the credential cache's state into the gauges.
     pub fn observe_cache(&self, cache: &crate::instance::cache::CredentialCache) {
-        self.cache_listening.set(i64::from(cache.is_listening()));
+        self.cache_listening.set(i64::from(cache.is_following()));
         let (hits, misses) = cache.counts();
         let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
         self.cache_lookups

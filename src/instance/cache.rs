@@ -5,11 +5,12 @@
 //! Correctness rests on three rules:
 //! - The instance that commits a revocation evicts the entry after its commit
 //!   and before it answers, so revocation there is effective at once.
-//! - Every commit that revokes notifies `vouch_invalidate`; each instance
-//!   listens on a dedicated connection and evicts on arrival. While that
-//!   connection is down the cache is off (every look-up goes to Postgres), and
-//!   it starts empty whenever listening resumes, so a missed notification can
-//!   never leave a stale entry behind.
+//! - Every instance follows the log (`instance::invalidation`): it reads what
+//!   committed since its last read, woken by the coalesced notifier or a short
+//!   poll, and evicts what that revoked. The cache serves only while such a
+//!   read succeeded within [`FRESH_FOR`]; otherwise every look-up goes to
+//!   Postgres. Nothing the crashed process of another instance committed can be
+//!   missed: the reads come from the log, not from that process.
 //! - A look-up that raced an invalidation does not fill the cache: each fill
 //!   carries the invalidation epoch read before its query, and is dropped if
 //!   the epoch moved meanwhile (the row read may predate the revocation).
@@ -17,20 +18,41 @@
 //! Entries also age out after a TTL, a backstop for changes made outside vouch.
 
 use crate::auth::jwt::Claims;
-use crate::domain::api_key::ApiKeyEvent;
-use crate::domain::session::SessionEvent;
-use crate::domain::stored::AnyEvent;
 use crate::store::api_keys::KeyRow;
 use crate::store::events::TypedEvent;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Payload that empties every cache (after a replay swapped the tables).
 pub const ALL: &str = "all";
+
+/// How long one successful read of the log vouches for the cache: with no
+/// newer one, nothing is served from memory.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// How far before its creation the cache counts time from.
+const ANCHOR_MARGIN: Duration = Duration::from_secs(3600);
+
+/// The stored event types that change what a cached entry says, and what each
+/// evicts: the whole mapping, used for local commits and for the log alike.
+pub const REVOKING: [(&str, Evicts); 3] = [
+    ("api_key.revoked", Evicts::Key),
+    ("api_key.expiry_set", Evicts::Key),
+    ("session.revoked", Evicts::Session),
+];
+
+/// What a revoking event evicts: the stream's key, or its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evicts {
+    /// The API key whose stream it is.
+    Key,
+    /// The session whose stream it is.
+    Session,
+}
 
 /// How big and how fresh the cache may be.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +109,9 @@ struct Entry<T> {
 /// The cache; one per process, shared by every worker.
 pub struct CredentialCache {
     limits: CacheLimits,
-    listening: AtomicBool,
+    /// When the log was last read, in milliseconds after `anchor` (0: never).
+    followed_at: AtomicU64,
+    anchor: Instant,
     epoch: AtomicU64,
     keys: RwLock<HashMap<String, Entry<KeyRow>>>,
     key_hashes: RwLock<HashMap<Uuid, String>>,
@@ -101,7 +125,7 @@ pub struct CredentialCache {
 impl std::fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CredentialCache")
-            .field("listening", &self.is_listening())
+            .field("following", &self.is_following())
             .field("keys", &self.len().0)
             .field("sessions", &self.len().1)
             .finish()
@@ -109,23 +133,24 @@ impl std::fmt::Debug for CredentialCache {
 }
 
 /// What an event changes for the cache, if anything: `key:<id>` or `session:<id>`.
-pub fn invalidation(committed: &TypedEvent) -> Option<String> {
-    let stream = committed.envelope.stream_id;
-    match &committed.event {
-        AnyEvent::ApiKey(ApiKeyEvent::Revoked { .. } | ApiKeyEvent::ExpirySet { .. }) => {
-            Some(format!("key:{stream}"))
-        }
-        AnyEvent::Session(SessionEvent::Revoked { .. }) => Some(format!("session:{stream}")),
-        _ => None,
-    }
+pub fn invalidation(event_type: &str, stream_id: Uuid) -> Option<String> {
+    let (_, evicts) = REVOKING.iter().find(|(t, _)| *t == event_type)?;
+    Some(match evicts {
+        Evicts::Key => format!("key:{stream_id}"),
+        Evicts::Session => format!("session:{stream_id}"),
+    })
 }
 
 impl CredentialCache {
-    /// An empty cache, off until [`Self::resume`] says invalidations arrive.
+    /// An empty cache, off until [`Self::caught_up`] says the log was read.
     pub fn new(limits: CacheLimits) -> Self {
         Self {
             limits,
-            listening: AtomicBool::new(false),
+            followed_at: AtomicU64::new(0),
+            // Earlier than any read this cache will be told of.
+            anchor: Instant::now()
+                .checked_sub(ANCHOR_MARGIN)
+                .unwrap_or_else(Instant::now),
             epoch: AtomicU64::new(0),
             keys: RwLock::default(),
             key_hashes: RwLock::default(),
@@ -137,9 +162,16 @@ impl CredentialCache {
         }
     }
 
-    /// Whether entries are being served (the invalidation listener is up).
-    pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::SeqCst)
+    /// Whether entries are being served: the log was read within [`FRESH_FOR`].
+    pub fn is_following(&self) -> bool {
+        match self.followed_at.load(Ordering::SeqCst) {
+            0 => false,
+            at => self.millis() < at.saturating_add(millis(FRESH_FOR)),
+        }
+    }
+
+    fn millis(&self) -> u64 {
+        millis(self.anchor.elapsed()).saturating_add(1)
     }
 
     /// Keys and sessions held.
@@ -164,7 +196,7 @@ impl CredentialCache {
     }
 
     fn is_serving(&self) -> bool {
-        self.limits.enabled && self.is_listening()
+        self.limits.enabled && self.is_following()
     }
 
     fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>) -> Option<T> {
@@ -281,7 +313,7 @@ impl CredentialCache {
         map.len() < self.limits.max_entries
     }
 
-    /// Applies one invalidation payload (from NOTIFY or a local commit).
+    /// Applies one invalidation payload (from the log or a local commit).
     pub fn invalidate(&self, payload: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match payload.split_once(':') {
@@ -309,7 +341,10 @@ impl CredentialCache {
 
     /// Evicts what these just-committed events change, before the caller answers.
     pub fn invalidate_committed(&self, events: &[TypedEvent]) {
-        for payload in events.iter().filter_map(invalidation) {
+        let payloads = events
+            .iter()
+            .filter_map(|e| invalidation(&e.envelope.event_type, e.envelope.stream_id));
+        for payload in payloads {
             self.invalidate(&payload);
         }
     }
@@ -330,17 +365,22 @@ impl CredentialCache {
         }
     }
 
-    /// The listener lost its connection: stop serving and forget everything.
+    /// Following the log failed: stop serving now and forget everything.
     pub fn suspend(&self) {
-        self.listening.store(false, Ordering::SeqCst);
+        self.followed_at.store(0, Ordering::SeqCst);
         self.invalidate(ALL);
     }
 
-    /// The listener is (again) receiving every invalidation: start from empty.
-    pub fn resume(&self) {
-        self.invalidate(ALL);
-        self.listening.store(true, Ordering::SeqCst);
+    /// Everything committed up to a read that started at `read_started` has
+    /// been applied: serve until [`FRESH_FOR`] after that read started.
+    pub fn caught_up(&self, read_started: Instant) {
+        let at = millis(read_started.saturating_duration_since(self.anchor)).saturating_add(1);
+        self.followed_at.fetch_max(at, Ordering::SeqCst);
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -365,19 +405,59 @@ mod tests {
 
     fn listening() -> CredentialCache {
         let cache = CredentialCache::new(CacheLimits::default());
-        cache.resume();
+        cache.caught_up(Instant::now());
         cache
     }
 
     #[test]
-    fn serves_nothing_until_listening() {
+    fn serves_nothing_until_the_log_was_read() {
         let cache = CredentialCache::new(CacheLimits::default());
         let id = Uuid::from_u128(1);
         cache.fill_key(cache.epoch(), &key(id, "h1"));
         assert!(cache.key("h1").is_none());
-        cache.resume();
+        cache.caught_up(Instant::now());
         cache.fill_key(cache.epoch(), &key(id, "h1"));
         assert_eq!(cache.key("h1").map(|k| k.id), Some(id));
+    }
+
+    #[test]
+    fn a_read_vouches_for_the_cache_only_for_a_while() {
+        let cache = CredentialCache::new(CacheLimits::default());
+        cache.caught_up(Instant::now() - FRESH_FOR - Duration::from_millis(1));
+        assert!(!cache.is_following(), "too old a read");
+        cache.caught_up(Instant::now());
+        assert!(cache.is_following());
+        cache.caught_up(Instant::now() - FRESH_FOR * 2);
+        assert!(cache.is_following(), "an older read never moves it back");
+    }
+
+    #[test]
+    fn the_revoking_types_are_the_stored_names_of_the_revoking_events() {
+        use crate::domain::api_key::ApiKeyEvent;
+        use crate::domain::session::SessionEvent;
+        use crate::domain::DomainEvent;
+        let revoked = ApiKeyEvent::Revoked { reason: None };
+        let names = [
+            revoked.to_stored().map(|(t, _)| t),
+            ApiKeyEvent::ExpirySet {
+                expires_at: DateTime::<Utc>::UNIX_EPOCH,
+            }
+            .to_stored()
+            .map(|(t, _)| t),
+            SessionEvent::Revoked {
+                reason: crate::domain::session::RevokeReason::Logout,
+            }
+            .to_stored()
+            .map(|(t, _)| t),
+        ];
+        let expected: Vec<_> = REVOKING.iter().map(|(t, _)| Ok((*t).to_owned())).collect();
+        assert_eq!(
+            names
+                .into_iter()
+                .map(|n| n.map_err(|e| e.to_string()))
+                .collect::<Vec<_>>(),
+            expected
+        );
     }
 
     #[test]
@@ -414,7 +494,7 @@ mod tests {
         assert_eq!(cache.session(id), Some(live));
         cache.suspend();
         assert!(cache.session(id).is_none());
-        cache.resume();
+        cache.caught_up(Instant::now());
         assert!(cache.session(id).is_none(), "resumes empty");
     }
 
@@ -425,7 +505,7 @@ mod tests {
             max_entries: 2,
             ttl: Duration::from_millis(30),
         });
-        cache.resume();
+        cache.caught_up(Instant::now());
         for i in 0..3u128 {
             cache.fill_key(cache.epoch(), &key(Uuid::from_u128(i), &format!("h{i}")));
         }

@@ -1,52 +1,67 @@
-//! Keeps this instance's credential cache honest: listens for invalidations on
-//! a dedicated connection, and switches the cache off whenever that connection
-//! is not known to be alive.
+//! Keeps this instance's credential cache honest by following the log: on a
+//! dedicated connection it reads what committed since its last read
+//! (`store::follow`) and evicts what that revoked. It reads when woken (the
+//! coalesced notifier's `vouch_events`) and at least every [`POLL`], so a
+//! revocation whose committing process died before it could wake anyone is
+//! still seen within one poll. Each successful read vouches for the cache for
+//! [`FRESH_FOR`](super::cache::FRESH_FOR); a failed or hung one stops it at once.
 
-use super::cache::CredentialCache;
-use crate::store::channels::INVALIDATIONS;
-use crate::store::listen;
+use super::cache::{self, CredentialCache, REVOKING};
+use crate::store::channels::{EVENTS, INVALIDATIONS};
+use crate::store::follow::{self, LogSnapshot};
+use crate::store::{listen, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
-/// How often the listening connection proves it is alive. A silently dead
-/// connection (no reset, no error) turns the cache off within about twice this.
-const PROBE_EVERY: Duration = Duration::from_millis(1000);
+/// The longest wait between two reads of the log.
+pub const POLL: Duration = Duration::from_millis(25);
 /// Pause before connecting again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-/// Keeps the cache following the log's invalidations until the instance stops.
+/// Keeps the cache following the log until the instance stops.
 pub async fn run(cache: Arc<CredentialCache>, database_url: String) {
     loop {
-        if let Err(e) = listen_until_lost(&cache, &database_url).await {
-            tracing::warn!(error = %e, "credential cache: invalidation listener lost; cache off");
+        if let Err(e) = follow_until_lost(&cache, &database_url).await {
+            tracing::warn!(error = %e, "credential cache: lost the log; cache off");
         }
+        // Empty, so the next connection may start from what is committed then.
         cache.suspend();
         tokio::time::sleep(RECONNECT_AFTER).await;
     }
 }
 
-async fn listen_until_lost(
-    cache: &CredentialCache,
-    database_url: &str,
-) -> Result<(), tokio_postgres::Error> {
+async fn follow_until_lost(cache: &CredentialCache, database_url: &str) -> Result<(), StoreError> {
     let mut listener = listen::connect(database_url).await?;
+    listener.listen(EVENTS).await?;
     listener.listen(INVALIDATIONS).await?;
-    cache.resume();
-    tracing::info!("credential cache: listening for invalidations");
-    let mut probe = tokio::time::interval(PROBE_EVERY);
+    let types: Vec<&str> = REVOKING.iter().map(|(t, _)| *t).collect();
+    let mut from: LogSnapshot = follow::snapshot(&listener.client).await?;
+    tracing::info!("credential cache: following the log");
     loop {
+        let started = Instant::now();
+        let read = follow::committed_since(&listener.client, &from, &types);
+        let (next, committed) = tokio::time::timeout(cache::FRESH_FOR, read)
+            .await
+            .map_err(|hung| StoreError::Unavailable(Box::new(hung)))??;
+        for c in committed {
+            if let Some(payload) = cache::invalidation(&c.event_type, c.stream_id) {
+                cache.invalidate(&payload);
+            }
+        }
+        cache.caught_up(started.into_std());
+        from = next;
         tokio::select! {
             payload = listener.notifications.recv() => match payload {
-                Some(payload) => cache.invalidate(&payload),
+                Some(p) if p == cache::ALL => cache.invalidate(cache::ALL),
+                Some(_) => {}
                 None => return Ok(()),
             },
-            _ = probe.tick() => {
-                let alive = tokio::time::timeout(PROBE_EVERY, listener.is_alive()).await;
-                match alive {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Ok(()),
-                }
+            () = tokio::time::sleep(POLL) => {}
+        }
+        while let Ok(p) = listener.notifications.try_recv() {
+            if p == cache::ALL {
+                cache.invalidate(cache::ALL);
             }
         }
     }

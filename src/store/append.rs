@@ -1,5 +1,6 @@
-//! One command's write: its events, their read-model changes and its
-//! notifications, pipelined in one transaction.
+//! One command's write: its events and their read-model changes, pipelined in
+//! one transaction. No NOTIFY: a notifying transaction's commit queues on the
+//! server's one notification lock (see `instance::notifier`).
 //!
 //! The statements are sent back to back (futures are polled, and so sent, in
 //! order) and every answer is awaited: when one fails, the later ones fail as
@@ -11,34 +12,23 @@ use super::pipeline::all;
 use super::{projections, StoreError};
 use deadpool_postgres::Transaction;
 
-/// Notifies each (channel, payload) pair at commit.
-const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
-
-/// Inserts `recorded` (setting each event's position), applies it to the read
-/// models and sends `notifications` at commit, in one round trip.
+/// Inserts `recorded` (setting each event's position) and applies it to the
+/// read models, in one round trip.
 pub async fn append_and_project(
     tx: &Transaction<'_>,
     recorded: &mut [TypedEvent],
-    notifications: &[(&str, String)],
 ) -> Result<(), StoreError> {
-    let (channels, payloads): (Vec<&str>, Vec<&str>) =
-        notifications.iter().map(|(c, p)| (*c, p.as_str())).unzip();
-    let (inserted, applied, notified) = futures_util::future::join3(
+    let (inserted, applied) = futures_util::future::join(
         events::insert_all(tx, recorded.iter().map(|e| &e.envelope)),
         all(recorded
             .iter()
             .map(|e| projections::apply(tx, &e.envelope, &e.event))),
-        async {
-            let notify = tx.prepare_cached(NOTIFY).await?;
-            tx.execute(&notify, &[&channels, &payloads]).await?;
-            Ok::<_, StoreError>(())
-        },
     )
     .await;
-    let positions = match (inserted, applied, notified) {
-        (Ok(positions), Ok(_), Ok(())) => positions,
-        (inserted, applied, notified) => {
-            let errors = [inserted.err(), applied.err(), notified.err()];
+    let positions = match (inserted, applied) {
+        (Ok(positions), Ok(_)) => positions,
+        (inserted, applied) => {
+            let errors = [inserted.err(), applied.err()];
             return Err(StoreError::first_cause(errors.into_iter().flatten())
                 .unwrap_or_else(|| StoreError::Decode("pipelined append failed".into())));
         }

@@ -1,9 +1,10 @@
-//! The NOTIFY channels: a contract between the append, which notifies at
-//! commit, and the listeners that wake on it.
+//! The NOTIFY channels: a contract between the senders and the listeners that
+//! wake on them. No command transaction notifies (see `instance::notifier`).
 
-/// Every append notifies here: the relay and the chainer wake on it.
+/// The coalesced notifier announces commits here: the relay, the chainer and
+/// every instance's log follower wake on it (each also polls).
 pub const EVENTS: &str = "vouch_events";
 
-/// Revocations committed anywhere: every instance's credential cache drops
-/// what the payload names.
+/// A replay that swapped the read models sends `all` here, in its own
+/// transaction: every instance's credential cache empties.
 pub const INVALIDATIONS: &str = "vouch_invalidate";

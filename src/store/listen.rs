@@ -54,3 +54,31 @@ impl Listener {
             .await
     }
 }
+
+/// A dedicated connection that sends the wake-up NOTIFYs, outside every
+/// command transaction.
+pub struct Notifier {
+    client: tokio_postgres::Client,
+}
+
+impl Notifier {
+    /// Connects to `database_url`. A wake-up is a hint (every reader also
+    /// polls), so its commit does not wait for the disk.
+    pub async fn connect(database_url: &str) -> Result<Self, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        tokio::spawn(async move {
+            // Ends when the client is dropped or the connection fails; the
+            // next `notify` then reports the failure.
+            let _ = connection.await;
+        });
+        client.batch_execute("SET synchronous_commit = off").await?;
+        Ok(Self { client })
+    }
+
+    /// Notifies `channel` (a fixed identifier of vouch's own) with an empty payload.
+    pub async fn notify(&self, channel: &str) -> Result<(), tokio_postgres::Error> {
+        self.client
+            .batch_execute(&format!("NOTIFY {channel}"))
+            .await
+    }
+}

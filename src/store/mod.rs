@@ -10,6 +10,7 @@ pub mod checkpoints;
 pub mod credentials;
 mod error;
 pub mod events;
+pub mod follow;
 pub mod idempotency;
 pub mod leader;
 pub mod listen;

@@ -1,9 +1,9 @@
 //! How a reader that tails the log (the relay, the chainer) waits when nothing
-//! is readable: for a commit's NOTIFY, or a poll.
+//! is readable: for a wake-up from the notifier, or a poll.
 //!
-//! A notified event may not be readable yet: commit-safe reads wait for every
+//! An announced event may not be readable yet: commit-safe reads wait for every
 //! older transaction on the server, and one that appends nothing (a throttle
-//! reservation, a usage flush, a chain link) ends without a NOTIFY. So for
+//! reservation, a usage flush, a chain link) is never announced. So for
 //! half a second after a wake-up the reader looks again often (after 1, 2, 4,
 //! 8, then every 16 ms), so that a held-back event waits for its holder and at
 //! most 16 ms more; then it falls back to the idle poll.

@@ -1,5 +1,5 @@
 //! The credential cache: revocation stays immediate on the revoking instance,
-//! reaches the others by NOTIFY, and `last_used_at` is written in batches.
+//! reaches the others through the log, and `last_used_at` is written in batches.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -17,7 +17,7 @@ async fn is_valid(app: &TestApp, key: &str) -> bool {
 /// Waits until the instance's invalidation listener is up (the cache serves then).
 async fn listening(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !app.app.cache().is_listening() {
+    while !app.app.cache().is_following() {
         assert!(Instant::now() < deadline, "the listener never came up");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

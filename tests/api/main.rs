@@ -12,6 +12,7 @@ mod cache;
 mod concurrency;
 mod events;
 mod faults;
+mod follow;
 mod fuzz_regressions;
 mod hardening;
 mod helpers;
