@@ -36,11 +36,12 @@ async fn follow_until_lost(cache: &CredentialCache, database_url: &str) -> Resul
     listener.listen(EVENTS).await?;
     listener.listen(INVALIDATIONS).await?;
     let types: Vec<&str> = REVOKING.iter().map(|(t, _)| *t).collect();
+    let follower = follow::Follower::prepare(&listener.client).await?;
     let mut from: LogSnapshot = follow::snapshot(&listener.client).await?;
     tracing::info!("credential cache: following the log");
     loop {
         let started = Instant::now();
-        let read = follow::committed_since(&listener.client, &from, &types);
+        let read = follower.committed_since(&listener.client, &from, &types);
         let (next, committed) = tokio::time::timeout(cache::FRESH_FOR, read)
             .await
             .map_err(|hung| StoreError::Unavailable(Box::new(hung)))??;

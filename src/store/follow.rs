@@ -37,29 +37,47 @@ pub async fn snapshot(client: &impl GenericClient) -> Result<LogSnapshot, StoreE
     Ok(LogSnapshot(row.try_get(0)?))
 }
 
-/// The events of the `types` given that committed after `since` was taken,
-/// and the snapshot to read from next time.
-pub async fn committed_since(
-    client: &impl GenericClient,
+/// The snapshot and the scan are one statement: `pg_current_snapshot()` is
+/// the statement's own snapshot, the one the scan sees rows by.
+const COMMITTED_SINCE: &str = "WITH prev AS (SELECT $1::text::pg_snapshot AS s) \
+    SELECT pg_current_snapshot()::text, e.event_type, e.stream_id \
+    FROM prev LEFT JOIN auth_events e \
+      ON (e.transaction_id >= pg_snapshot_xmax(prev.s) \
+          OR e.transaction_id = ANY (ARRAY(SELECT pg_snapshot_xip(prev.s)))) \
+     AND e.event_type = ANY ($2::text[])";
+
+/// A connection's prepared read of what committed since a snapshot.
+pub struct Follower {
+    statement: tokio_postgres::Statement,
+}
+
+impl Follower {
+    /// Prepares the read on `client`; use it on that connection only.
+    pub async fn prepare(client: &impl GenericClient) -> Result<Self, StoreError> {
+        let statement = client.prepare(COMMITTED_SINCE).await?;
+        Ok(Self { statement })
+    }
+
+    /// The events of the `types` given that committed after `since` was
+    /// taken, and the snapshot to read from next time.
+    pub async fn committed_since(
+        &self,
+        client: &impl GenericClient,
+        since: &LogSnapshot,
+        types: &[&str],
+    ) -> Result<(LogSnapshot, Vec<Committed>), StoreError> {
+        let rows = client.query(&self.statement, &[&since.0, &types]).await?;
+        read(&rows, since)
+    }
+}
+
+fn read(
+    rows: &[tokio_postgres::Row],
     since: &LogSnapshot,
-    types: &[&str],
 ) -> Result<(LogSnapshot, Vec<Committed>), StoreError> {
-    // The snapshot and the scan are one statement: `pg_current_snapshot()` is
-    // the statement's own snapshot, the one the scan sees rows by.
-    let stmt = client
-        .prepare(
-            "WITH prev AS (SELECT $1::text::pg_snapshot AS s) \
-             SELECT pg_current_snapshot()::text, e.event_type, e.stream_id \
-             FROM prev LEFT JOIN auth_events e \
-               ON (e.transaction_id >= pg_snapshot_xmax(prev.s) \
-                   OR e.transaction_id = ANY (ARRAY(SELECT pg_snapshot_xip(prev.s)))) \
-              AND e.event_type = ANY ($2::text[])",
-        )
-        .await?;
-    let rows = client.query(&stmt, &[&since.0, &types]).await?;
     let mut next = since.clone();
     let mut committed = Vec::new();
-    for row in &rows {
+    for row in rows {
         next = LogSnapshot(row.try_get(0)?);
         let event_type: Option<String> = row.try_get(1)?;
         let stream_id: Option<Uuid> = row.try_get(2)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
-use vouch::store::follow::{committed_since, snapshot};
+use vouch::store::follow::{snapshot, Follower};
 
 const TYPES: [&str; 1] = ["api_key.revoked"];
 
@@ -34,6 +34,8 @@ async fn a_follower_reads_each_commit_once_in_whatever_order_they_land() {
     let app = spawn_app().await;
     let (reader, mut early, mut late) = (app.db().await, app.db().await, app.db().await);
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let follower = Follower::prepare(&reader).await.unwrap();
+    let committed_since = |since| follower.committed_since(&reader, since, &TYPES);
     let s0 = snapshot(&reader).await.unwrap();
 
     // `early` takes its transaction id first and commits last.
@@ -43,22 +45,23 @@ async fn a_follower_reads_each_commit_once_in_whatever_order_they_land() {
     append_revocation(&late, second).await;
     late.commit().await.unwrap();
 
-    let (s1, seen) = committed_since(&reader, &s0, &TYPES).await.unwrap();
+    let (s1, seen) = committed_since(&s0).await.unwrap();
     assert_eq!(
         streams(&seen),
         [second],
         "the later commit is not held back"
     );
     early.commit().await.unwrap();
-    let (s2, seen) = committed_since(&reader, &s1, &TYPES).await.unwrap();
+    let (s2, seen) = committed_since(&s1).await.unwrap();
     assert_eq!(
         streams(&seen),
         [first],
         "the earlier transaction, once it commits"
     );
-    let (_, seen) = committed_since(&reader, &s2, &TYPES).await.unwrap();
+    let (_, seen) = committed_since(&s2).await.unwrap();
     assert!(seen.is_empty(), "nothing twice: {seen:?}");
-    let (_, seen) = committed_since(&reader, &s0, &["session.revoked"])
+    let (_, seen) = follower
+        .committed_since(&reader, &s0, &["session.revoked"])
         .await
         .unwrap();
     assert!(seen.is_empty(), "only the types asked for: {seen:?}");
