@@ -90,21 +90,25 @@ pub async fn create_links(
     c: &impl GenericClient,
     links: &[(i64, LogPosition, [u8; 32])],
 ) -> Result<(), StoreError> {
+    // One statement: the transaction that holds it has a transaction id, and
+    // every commit-safe reader (the relay) waits for it while it runs.
     let insert = c
-        .prepare_cached("INSERT INTO audit_chain (seq, position, transaction_id, hash) VALUES ($1, $2, $3::text::xid8, $4)")
-        .await?;
-    for (seq, at, hash) in links {
-        c.execute(
-            &insert,
-            &[
-                seq,
-                &at.position,
-                &at.transaction_id.to_string(),
-                &hash.as_slice(),
-            ],
+        .prepare_cached(
+            "INSERT INTO audit_chain (seq, position, transaction_id, hash) \
+             SELECT seq, position, transaction_id::xid8, hash \
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[]) \
+               AS l(seq, position, transaction_id, hash)",
         )
         .await?;
-    }
+    let seqs: Vec<i64> = links.iter().map(|(seq, _, _)| *seq).collect();
+    let positions: Vec<i64> = links.iter().map(|(_, at, _)| at.position).collect();
+    let transactions: Vec<String> = links
+        .iter()
+        .map(|(_, at, _)| at.transaction_id.to_string())
+        .collect();
+    let hashes: Vec<&[u8]> = links.iter().map(|(_, _, hash)| hash.as_slice()).collect();
+    c.execute(&insert, &[&seqs, &positions, &transactions, &hashes])
+        .await?;
     Ok(())
 }
 
