@@ -4,7 +4,7 @@
 //! `cargo run --release --example relay_bench -- DATABASE_URL AMQP_URL EXCHANGE [EVENTS]`
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Connection, ConnectionProperties};
 use std::collections::HashSet;
@@ -55,66 +55,71 @@ async fn main() -> Result<(), Error> {
             FieldTable::default(),
         )
         .await?;
+    // No acknowledgements: the subscriber's own cost must not bound the figures.
     let mut deliveries = channel
         .basic_consume(
             queue.name().clone(),
             ShortString::from("bench"),
-            BasicConsumeOptions::default(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
     // Wait for the bootstrap events (org, admin key, signing key): the relay is then idle.
     for _ in 0..3 {
-        let d = tokio::time::timeout(Duration::from_secs(30), deliveries.next())
+        tokio::time::timeout(Duration::from_secs(30), deliveries.next())
             .await?
             .ok_or("consumer cancelled")??;
-        d.ack(BasicAckOptions::default()).await?;
     }
 
     // Ceiling: the broker and this subscriber alone, no database and no vouch:
-    // the same number of persistent, mandatory messages of an event's size,
-    // published in batches of 500 with confirms, exactly as the relay does.
+    // the relay's own messages (`relay::message` of events like the ones
+    // appended below: same body size, same properties), persistent and
+    // mandatory, in batches of 500 with two batches' confirms outstanding, as
+    // the relay publishes, received by this subscriber as they arrive.
     let publisher = amqp.create_channel().await?;
     publisher
         .confirm_select(lapin::options::ConfirmSelectOptions::default())
         .await?;
-    let body = vec![b'x'; 700];
     let started = Instant::now();
-    let mut sent = 0;
-    while sent < total {
-        let mut confirms = Vec::new();
-        for i in sent..(sent + 500).min(total) {
-            let properties = lapin::BasicProperties::default()
-                .with_message_id(ShortString::from(format!("ceiling-{i}")))
-                .with_delivery_mode(2);
-            let options = lapin::options::BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            };
-            let confirm = publisher
-                .basic_publish(
-                    ShortString::from(exchange.as_str()),
-                    ShortString::from("bench.ceiling"),
-                    options,
-                    &body,
-                    properties,
-                )
-                .await?;
-            confirms.push(confirm);
+    let publish = async {
+        let mut outstanding: Option<Vec<lapin::PublisherConfirm>> = None;
+        let mut sent = 0;
+        while sent < total {
+            let mut confirms = Vec::new();
+            for i in sent..(sent + 500).min(total) {
+                let m = vouch::bus::relay::message(&like_the_load(i));
+                let options = lapin::options::BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                };
+                let exchange = ShortString::from(exchange.as_str());
+                let confirm = publisher
+                    .basic_publish(exchange, m.routing_key, options, &m.body, m.properties)
+                    .await?;
+                confirms.push(confirm);
+            }
+            sent += confirms.len() as i64;
+            for confirm in outstanding.replace(confirms).unwrap_or_default() {
+                confirm.await?;
+            }
         }
-        sent += confirms.len() as i64;
-        for confirm in confirms {
+        for confirm in outstanding.unwrap_or_default() {
             confirm.await?;
         }
-    }
-    let mut received = 0;
-    while received < total {
-        let d = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
-            .await?
-            .ok_or("consumer cancelled")??;
-        received += 1;
-        d.ack(BasicAckOptions::default()).await?;
-    }
+        Ok::<_, Error>(())
+    };
+    let receive = async {
+        for _ in 0..total {
+            tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+                .await?
+                .ok_or("consumer cancelled")??;
+        }
+        Ok::<_, Error>(())
+    };
+    futures_util::future::try_join(publish, receive).await?;
     let elapsed = started.elapsed();
     println!(
         "broker ceiling: {total} messages published with confirms and received after {:.2} s: {:.0} messages/s",
@@ -123,6 +128,7 @@ async fn main() -> Result<(), Error> {
     );
 
     // Throughput: append in bulk, then count until every event arrived.
+    // Each append commits on its own and is announced after, as vouch does.
     let started = Instant::now();
     let mut appended = 0;
     while appended < total {
@@ -134,8 +140,8 @@ async fn main() -> Result<(), Error> {
             &[&(n as i32)],
         )
         .await?;
-        db.execute("SELECT pg_notify('vouch_events', '')", &[])
-            .await?;
+        // As vouch's notifier does after a commit.
+        db.batch_execute("NOTIFY vouch_events").await?;
         appended += n;
     }
     let appended_in = started.elapsed();
@@ -147,7 +153,6 @@ async fn main() -> Result<(), Error> {
         if let Some(id) = d.properties.message_id() {
             seen.insert(id.to_string());
         }
-        d.ack(BasicAckOptions::default()).await?;
     }
     let elapsed = started.elapsed();
     println!(
@@ -164,7 +169,7 @@ async fn main() -> Result<(), Error> {
         db.batch_execute(&format!(
             "BEGIN; INSERT INTO auth_events (event_id, stream_type, stream_id, version, event_type, data, metadata) \
              VALUES ('{id}', 'bench', gen_random_uuid(), 1, 'bench.ping', '{{}}', '{{}}'); \
-             SELECT pg_notify('vouch_events', ''); COMMIT;"
+             COMMIT; NOTIFY vouch_events;"
         ))
         .await?;
         let committed = Instant::now();
@@ -177,7 +182,6 @@ async fn main() -> Result<(), Error> {
                 .message_id()
                 .as_ref()
                 .is_some_and(|m| m.as_str() == id.to_string());
-            d.ack(BasicAckOptions::default()).await?;
             if hit {
                 break;
             }
@@ -195,4 +199,22 @@ async fn main() -> Result<(), Error> {
         latencies.len()
     );
     Ok(())
+}
+
+/// An event like the ones the throughput run appends.
+fn like_the_load(i: i64) -> vouch::store::events::RecordedEvent {
+    vouch::store::events::RecordedEvent {
+        position: i,
+        transaction_id: 1,
+        event_id: uuid::Uuid::new_v4(),
+        stream_type: "bench".into(),
+        stream_id: uuid::Uuid::new_v4(),
+        version: 1,
+        event_type: "bench.load".into(),
+        schema_version: 1,
+        org_id: None,
+        data: serde_json::json!({ "n": 1 }),
+        metadata: serde_json::json!({}),
+        occurred_at: chrono::DateTime::UNIX_EPOCH,
+    }
 }

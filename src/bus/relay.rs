@@ -9,13 +9,15 @@
 
 use super::cloudevent::{to_cloudevent, CONTENT_TYPE};
 use crate::store::checkpoints::{find_checkpoint, save_checkpoint, RELAY as CHECKPOINT};
-use crate::store::events::{read_log, LogQuery, RecordedEvent};
+use crate::store::events::{read_log, LogPosition, LogQuery, RecordedEvent};
 use crate::store::leader::campaign;
 use crate::store::tail::Tail;
 use crate::store::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +139,15 @@ async fn open_channel(config: &RelayConfig) -> Result<(Connection, Channel), lap
     Ok((connection, channel))
 }
 
+/// Waits for a batch's confirms, then moves the checkpoint past it.
+async fn checkpoint(pool: &Pool, status: &RelayStatus, batch: InFlight) -> Result<(), RelayError> {
+    let count = batch.confirms.len() as u64;
+    let last = confirmed(batch).await?;
+    save_checkpoint(&pool.get().await?, CHECKPOINT, last).await?;
+    status.published.fetch_add(count, Ordering::Relaxed);
+    Ok(())
+}
+
 async fn relay_while_connected(
     pool: &Pool,
     config: &RelayConfig,
@@ -148,6 +159,7 @@ async fn relay_while_connected(
     let outcome = async {
         let mut after = find_checkpoint(&pool.get().await?, CHECKPOINT).await?;
         let mut tail = Tail::default();
+        let mut in_flight = None;
         loop {
             let query = LogQuery {
                 after,
@@ -156,6 +168,10 @@ async fn relay_while_connected(
             };
             let events = read_log(&pool.get().await?, &query).await?;
             let Some(last) = events.last().map(RecordedEvent::cursor) else {
+                if let Some(batch) = in_flight.take() {
+                    checkpoint(pool, status, batch).await?;
+                    continue;
+                }
                 // Idle, but a dead broker connection must still show in /readyz.
                 if !connection.status().connected() || !channel.status().connected() {
                     return Err(RelayError::Disconnected);
@@ -166,11 +182,13 @@ async fn relay_while_connected(
                 }
                 continue;
             };
-            publish_batch(&channel, &config.exchange, &events).await?;
-            save_checkpoint(&pool.get().await?, CHECKPOINT, last).await?;
-            status
-                .published
-                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            // This batch goes out while the broker confirms the one before:
+            // two in flight, the checkpoint advanced past each in order once
+            // every message of it was confirmed.
+            let batch = publish_batch(&channel, &config.exchange, &events, last).await?;
+            if let Some(before) = in_flight.replace(batch) {
+                checkpoint(pool, status, before).await?;
+            }
             after = last;
         }
     }
@@ -181,45 +199,83 @@ async fn relay_while_connected(
     outcome
 }
 
-/// Publishes a batch and waits for every confirm; any failure fails the batch.
+/// One event as the relay publishes it: routing key, body and properties.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The routing key: the event type.
+    pub routing_key: ShortString,
+    /// The CloudEvent, serialised.
+    pub body: Vec<u8>,
+    /// Persistent, with the event's id, type and position.
+    pub properties: BasicProperties,
+}
+
+/// The message of one event.
+pub fn message(e: &RecordedEvent) -> Message {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ShortString::from("position"),
+        AMQPValue::LongLongInt(e.position),
+    );
+    let properties = BasicProperties::default()
+        .with_content_type(ShortString::from(CONTENT_TYPE))
+        .with_message_id(ShortString::from(e.event_id.to_string()))
+        .with_type(ShortString::from(e.event_type.as_str()))
+        .with_app_id(ShortString::from("vouch"))
+        .with_timestamp(e.occurred_at.timestamp().max(0) as u64)
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    Message {
+        routing_key: ShortString::from(e.event_type.as_str()),
+        body: to_cloudevent(e).to_string().into_bytes(),
+        properties,
+    }
+}
+
+/// A published batch whose confirms are still to come.
+struct InFlight {
+    confirms: Vec<(uuid::Uuid, PublisherConfirm)>,
+    last: LogPosition,
+}
+
+/// Publishes a batch (mandatory: an unroutable message is a failure) and
+/// returns its confirms, to await with [`confirmed`].
 async fn publish_batch(
     channel: &Channel,
     exchange: &str,
     events: &[RecordedEvent],
-) -> Result<(), RelayError> {
+    last: LogPosition,
+) -> Result<InFlight, RelayError> {
     let mut confirms = Vec::with_capacity(events.len());
     for e in events {
-        let body = to_cloudevent(e).to_string();
-        let mut headers = FieldTable::default();
-        headers.insert(
-            ShortString::from("position"),
-            AMQPValue::LongLongInt(e.position),
-        );
-        let properties = BasicProperties::default()
-            .with_content_type(ShortString::from(CONTENT_TYPE))
-            .with_message_id(ShortString::from(e.event_id.to_string()))
-            .with_type(ShortString::from(e.event_type.as_str()))
-            .with_app_id(ShortString::from("vouch"))
-            .with_timestamp(e.occurred_at.timestamp().max(0) as u64)
-            .with_delivery_mode(2)
-            .with_headers(headers);
+        let Message {
+            routing_key,
+            body,
+            properties,
+        } = message(e);
         let confirm = channel
             .basic_publish(
                 ShortString::from(exchange),
-                ShortString::from(e.event_type.as_str()),
+                routing_key,
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                body.as_bytes(),
+                &body,
                 properties,
             )
             .await?;
         confirms.push((e.event_id, confirm));
     }
+    Ok(InFlight { confirms, last })
+}
+
+/// Waits for every confirm of a batch; any failure fails the batch.
+async fn confirmed(batch: InFlight) -> Result<LogPosition, RelayError> {
+    let total = batch.confirms.len();
     // Every confirm is awaited, so that one retry reports the batch once.
     let mut unroutable = Vec::new();
-    for (event_id, confirm) in confirms {
+    for (event_id, confirm) in batch.confirms {
         match confirm.await? {
             Confirmation::Ack(None) => {}
             Confirmation::Ack(Some(_)) => unroutable.push(event_id),
@@ -229,10 +285,10 @@ async fn publish_batch(
         }
     }
     match unroutable.first() {
-        None => Ok(()),
+        None => Ok(batch.last),
         Some(first) => Err(RelayError::Unroutable {
             count: unroutable.len(),
-            batch: events.len(),
+            batch: total,
             first: first.to_string(),
         }),
     }
