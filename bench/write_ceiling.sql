@@ -1,6 +1,6 @@
--- The database's own ceiling for a key creation: the same two inserts and the
--- NOTIFY in one durable transaction, sent in one pipeline as vouch sends them
--- (pgbench -M prepared), without vouch.
+-- The database's own ceiling for a key creation: the same two inserts in one
+-- durable transaction, sent in one pipeline as vouch sends them (pgbench -M
+-- prepared), without vouch. No NOTIFY: vouch's commands send none.
 \set n random(1, 1000000000)
 \startpipeline
 BEGIN;
@@ -10,6 +10,5 @@ VALUES (gen_random_uuid(), 'api_key', gen_random_uuid(), 1, 'api_key.created', 2
   '{"actor": {"type": "api_key"}}');
 INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, created_at)
 VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'load key', 'vk_' || :n, md5(:n::text || random()::text), ARRAY['deploy'], now());
-SELECT pg_notify('vouch_events', '');
 COMMIT;
 \endpipeline
