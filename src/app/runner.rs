@@ -70,15 +70,43 @@ impl App {
         })
     }
 
-    /// Appends the changes and applies them to the read models in one transaction.
+    /// Appends the changes and applies them to the read models in one
+    /// transaction, the request's claim written first: one round trip (see
+    /// `store::append::commit_pipelined`).
     pub(crate) async fn commit(
         &self,
         ctx: &Ctx,
         changes: &[StreamChange],
     ) -> Result<Vec<TypedEvent>, AppError> {
-        let mut client = self.pool.get().await?;
-        let tx = self.begin(&mut client, ctx).await?;
-        self.finish(tx, ctx, changes).await
+        let mut recorded = events::record(changes, &ctx.metadata(), self.clock.now());
+        let claim = ctx
+            .idempotency
+            .as_deref()
+            .filter(|claim| !claim.is_committed());
+        if recorded.is_empty() && claim.is_none() {
+            return Ok(recorded);
+        }
+        let first = claim.map(|c| {
+            crate::store::idempotency::claim(&c.scope, &c.key, &c.fingerprint, self.clock.now())
+        });
+        let client = self.pool.get().await?;
+        append::commit_pipelined(&client, first, &mut recorded).await?;
+        drop(client);
+        self.committed(ctx, &recorded);
+        Ok(recorded)
+    }
+
+    /// What follows every commit: the claim is spent, this instance's cache
+    /// forgets what was revoked (before the caller answers; other instances
+    /// read it from the log, woken by this instance's notifier or their poll).
+    fn committed(&self, ctx: &Ctx, recorded: &[TypedEvent]) {
+        if let Some(claim) = &ctx.idempotency {
+            claim.mark_committed();
+        }
+        self.cache.invalidate_committed(recorded);
+        if !recorded.is_empty() {
+            self.wakeups.committed();
+        }
     }
 
     /// Opens a command's transaction, the request's claim written first: a
@@ -107,15 +135,7 @@ impl App {
     ) -> Result<Vec<TypedEvent>, AppError> {
         let recorded = self.commit_in(&tx, ctx, changes).await?;
         tx.commit().await?;
-        if let Some(claim) = &ctx.idempotency {
-            claim.mark_committed();
-        }
-        // Effective here before the caller answers; elsewhere once the other
-        // instances read the log (woken by this, or by their poll).
-        self.cache.invalidate_committed(&recorded);
-        if !recorded.is_empty() {
-            self.wakeups.committed();
-        }
+        self.committed(ctx, &recorded);
         Ok(recorded)
     }
 

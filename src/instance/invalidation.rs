@@ -16,6 +16,9 @@ use tokio::time::Instant;
 
 /// The longest wait between two reads of the log.
 pub const POLL: Duration = Duration::from_millis(25);
+/// The least time between two reads: wake-ups from many instances under load
+/// do not turn into a read each.
+const MIN_GAP: Duration = Duration::from_millis(5);
 /// Pause before connecting again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
@@ -52,6 +55,7 @@ async fn follow_until_lost(cache: &CredentialCache, database_url: &str) -> Resul
         }
         cache.caught_up(started.into_std());
         from = next;
+        tokio::time::sleep_until(started + MIN_GAP).await;
         tokio::select! {
             payload = listener.notifications.recv() => match payload {
                 Some(p) if p == cache::ALL => cache.invalidate(cache::ALL),

@@ -5,9 +5,9 @@ use super::StoreError;
 use crate::domain::stored::AnyEvent;
 use crate::domain::StreamType;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 /// One event to append.
@@ -141,37 +141,49 @@ pub fn record(
 /// A stream that moved on since it was read gives [`StoreError::VersionConflict`]
 /// (the unique `(stream_id, version)` decides).
 pub async fn insert_all(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     events: impl Iterator<Item = &RecordedEvent>,
 ) -> Result<Vec<LogPosition>, StoreError> {
-    let stmt = tx.prepare_cached(INSERT_EVENT).await?;
-    let inserts = events.map(|e| {
-        let stmt = &stmt;
-        async move {
-            let row = tx
-                .query_one(
-                    stmt,
-                    &[
-                        &e.event_id,
-                        &e.stream_type,
-                        &e.stream_id,
-                        &e.version,
-                        &e.event_type,
-                        &e.schema_version,
-                        &e.org_id,
-                        &e.data,
-                        &e.metadata,
-                        &e.occurred_at,
-                    ],
-                )
-                .await?;
-            Ok::<_, StoreError>(LogPosition {
-                position: row.try_get(0)?,
-                transaction_id: parse_xid(row.try_get(1)?)?,
-            })
-        }
-    });
-    super::pipeline::all(inserts).await
+    let stmt = prepare_insert(tx).await?;
+    let events: Vec<&RecordedEvent> = events.collect();
+    super::pipeline::all(insert_with(tx, &stmt, events.iter().map(|e| &**e))).await
+}
+
+/// The event insert, prepared on `client` for [`insert_with`].
+pub async fn prepare_insert(client: &impl GenericClient) -> Result<Statement, StoreError> {
+    Ok(client.prepare_cached(INSERT_EVENT).await?)
+}
+
+/// One insert per event with a prepared statement: each request is queued
+/// when its future is first polled (see `store::pipeline`).
+pub fn insert_with<'a>(
+    client: &'a impl GenericClient,
+    stmt: &'a Statement,
+    events: impl Iterator<Item = &'a RecordedEvent>,
+) -> impl Iterator<Item = impl std::future::Future<Output = Result<LogPosition, StoreError>> + 'a> {
+    events.map(move |e| async move {
+        let row = client
+            .query_one(
+                stmt,
+                &[
+                    &e.event_id,
+                    &e.stream_type,
+                    &e.stream_id,
+                    &e.version,
+                    &e.event_type,
+                    &e.schema_version,
+                    &e.org_id,
+                    &e.data,
+                    &e.metadata,
+                    &e.occurred_at,
+                ],
+            )
+            .await?;
+        Ok::<_, StoreError>(LogPosition {
+            position: row.try_get(0)?,
+            transaction_id: parse_xid(row.try_get(1)?)?,
+        })
+    })
 }
 
 /// One stored event of a stream, before decoding.

@@ -74,6 +74,19 @@ pub async fn create_claim(
     Ok(())
 }
 
+/// The claim of [`create_claim`] as a write, to pipeline with the command's.
+pub fn claim(
+    scope: &str,
+    key: &str,
+    fingerprint: &[u8],
+    now: DateTime<Utc>,
+) -> super::pipeline::Write {
+    super::pipeline::Write::new(
+        INSERT_CLAIM,
+        super::pipeline::params![scope.to_owned(), key.to_owned(), fingerprint.to_vec(), now],
+    )
+}
+
 /// Stores the response of the request that holds (or, for a request that
 /// committed nothing, takes) the claim. Returns whether it was stored.
 pub async fn save_response(

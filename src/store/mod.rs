@@ -17,7 +17,7 @@ pub mod listen;
 pub mod memberships;
 pub mod migrate;
 pub mod orgs;
-mod pipeline;
+pub mod pipeline;
 mod pool;
 pub mod projections;
 pub mod replay;

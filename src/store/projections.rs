@@ -3,6 +3,7 @@
 
 use super::bulk;
 use super::events::RecordedEvent;
+use super::pipeline::{self, params, Write};
 use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
 use crate::domain::org::OrgEvent;
@@ -63,18 +64,24 @@ const STATEMENTS: [&str; 18] = [
     SIGNING_KEY_RETIRED,
 ];
 
-/// Applies one event, as its command decided it, to the read models.
+/// Applies one event, as its command decided it, to the read models: its
+/// writes, pipelined.
 pub async fn apply(
     client: &impl GenericClient,
     envelope: &RecordedEvent,
     event: &AnyEvent,
 ) -> Result<(), StoreError> {
+    pipeline::run(client, &writes(envelope, event)).await
+}
+
+/// What one event changes in the read models, as statements to run; no IO.
+pub fn writes(r: &RecordedEvent, event: &AnyEvent) -> Vec<Write> {
     match event {
-        AnyEvent::User(e) => apply_user(client, envelope, e).await,
-        AnyEvent::Org(e) => apply_org(client, envelope, e).await,
-        AnyEvent::ApiKey(e) => apply_api_key(client, envelope, e).await,
-        AnyEvent::Session(e) => apply_session(client, envelope, e).await,
-        AnyEvent::SigningKey(e) => apply_signing_key(client, envelope, e).await,
+        AnyEvent::User(e) => user_writes(r, e),
+        AnyEvent::Org(e) => org_writes(r, e),
+        AnyEvent::ApiKey(e) => api_key_writes(r, e),
+        AnyEvent::Session(e) => session_writes(r, e),
+        AnyEvent::SigningKey(e) => signing_key_writes(r, e),
     }
 }
 
@@ -104,8 +111,8 @@ pub async fn apply_batch(
         match kind {
             Some(kind) => bulk::insert_run(client, kind, run).await?,
             None => {
-                futures_util::future::try_join_all(run.iter().map(|(e, ev)| apply(client, e, ev)))
-                    .await?;
+                let writes: Vec<Write> = run.iter().flat_map(|(e, ev)| writes(e, ev)).collect();
+                pipeline::run(client, &writes).await?;
             }
         }
         rest = tail;
@@ -122,76 +129,68 @@ fn decode(recorded: &RecordedEvent) -> Result<AnyEvent, StoreError> {
     .map_err(|e| StoreError::Decode(e.to_string()))
 }
 
-async fn exec(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<(), StoreError> {
-    let stmt = client.prepare_cached(sql).await?;
-    client.execute(&stmt, params).await?;
-    Ok(())
-}
-
-async fn apply_user(
-    c: &impl GenericClient,
-    r: &RecordedEvent,
-    event: &UserEvent,
-) -> Result<(), StoreError> {
-    let (id, at) = (&r.stream_id, &r.occurred_at);
+fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
+    let (id, at) = (r.stream_id, r.occurred_at);
     match event {
         UserEvent::Registered {
             email,
             name,
             password_hash,
         } => {
-            let name = name.as_ref().map(|n| n.as_str());
-            exec(
-                c,
+            let name = name.as_ref().map(|n| n.as_str().to_owned());
+            vec![Write::new(
                 USER_REGISTERED,
-                &[id, &email.as_str(), &name, password_hash, at],
-            )
-            .await
+                params![
+                    id,
+                    email.as_str().to_owned(),
+                    name,
+                    password_hash.clone(),
+                    at
+                ],
+            )]
         }
-        UserEvent::Renamed { name } => exec(c, USER_RENAMED, &[id, &name.as_str(), at]).await,
-        UserEvent::PasswordChanged { password_hash } => {
-            exec(c, USER_PASSWORD_CHANGED, &[id, password_hash, at]).await
-        }
+        UserEvent::Renamed { name } => vec![Write::new(
+            USER_RENAMED,
+            params![id, name.as_str().to_owned(), at],
+        )],
+        UserEvent::PasswordChanged { password_hash } => vec![Write::new(
+            USER_PASSWORD_CHANGED,
+            params![id, password_hash.clone(), at],
+        )],
         UserEvent::Disabled { .. } | UserEvent::Enabled {} => {
             let disabled = matches!(event, UserEvent::Disabled { .. });
-            exec(c, USER_ACCESS_CHANGED, &[id, &disabled, at]).await
+            vec![Write::new(USER_ACCESS_CHANGED, params![id, disabled, at])]
         }
-        UserEvent::LoginFailed { .. } => Ok(()),
+        UserEvent::LoginFailed { .. } => vec![],
     }
 }
 
-async fn apply_org(
-    c: &impl GenericClient,
-    r: &RecordedEvent,
-    event: &OrgEvent,
-) -> Result<(), StoreError> {
-    let (id, at) = (&r.stream_id, &r.occurred_at);
-    match event {
-        OrgEvent::Created { name, slug, .. } => {
-            exec(c, ORG_CREATED, &[id, &name.as_str(), &slug.as_str(), at]).await
+fn org_writes(r: &RecordedEvent, event: &OrgEvent) -> Vec<Write> {
+    let (id, at) = (r.stream_id, r.occurred_at);
+    let write = match event {
+        OrgEvent::Created { name, slug, .. } => Write::new(
+            ORG_CREATED,
+            params![id, name.as_str().to_owned(), slug.as_str().to_owned(), at],
+        ),
+        OrgEvent::Renamed { name } => {
+            Write::new(ORG_RENAMED, params![id, name.as_str().to_owned(), at])
         }
-        OrgEvent::Renamed { name } => exec(c, ORG_RENAMED, &[id, &name.as_str(), at]).await,
-        OrgEvent::MemberAdded { user_id, role } => {
-            exec(c, MEMBER_ADDED, &[id, user_id, &role.as_str(), at]).await
-        }
-        OrgEvent::MemberRoleChanged { user_id, role } => {
-            exec(c, MEMBER_ROLE_CHANGED, &[id, user_id, &role.as_str(), at]).await
-        }
-        OrgEvent::MemberRemoved { user_id } => exec(c, MEMBER_REMOVED, &[id, user_id]).await,
-    }
+        OrgEvent::MemberAdded { user_id, role } => Write::new(
+            MEMBER_ADDED,
+            params![id, *user_id, role.as_str().to_owned(), at],
+        ),
+        OrgEvent::MemberRoleChanged { user_id, role } => Write::new(
+            MEMBER_ROLE_CHANGED,
+            params![id, *user_id, role.as_str().to_owned(), at],
+        ),
+        OrgEvent::MemberRemoved { user_id } => Write::new(MEMBER_REMOVED, params![id, *user_id]),
+    };
+    vec![write]
 }
 
-async fn apply_api_key(
-    c: &impl GenericClient,
-    r: &RecordedEvent,
-    event: &ApiKeyEvent,
-) -> Result<(), StoreError> {
-    let (id, at) = (&r.stream_id, &r.occurred_at);
-    match event {
+fn api_key_writes(r: &RecordedEvent, event: &ApiKeyEvent) -> Vec<Write> {
+    let (id, at) = (r.stream_id, r.occurred_at);
+    let write = match event {
         ApiKeyEvent::Created {
             org_id,
             name,
@@ -201,35 +200,30 @@ async fn apply_api_key(
             expires_at,
             rotated_from,
             ..
-        } => {
-            exec(
-                c,
-                KEY_CREATED,
-                &[
-                    id,
-                    org_id,
-                    &name.as_str(),
-                    prefix,
-                    key_hash,
-                    &scopes.as_slice(),
-                    expires_at,
-                    rotated_from,
-                    at,
-                ],
-            )
-            .await
+        } => Write::new(
+            KEY_CREATED,
+            params![
+                id,
+                *org_id,
+                name.as_str().to_owned(),
+                prefix.clone(),
+                key_hash.clone(),
+                scopes.as_slice().to_vec(),
+                *expires_at,
+                *rotated_from,
+                at
+            ],
+        ),
+        ApiKeyEvent::Revoked { .. } => Write::new(KEY_REVOKED, params![id, at]),
+        ApiKeyEvent::ExpirySet { expires_at } => {
+            Write::new(KEY_EXPIRY_SET, params![id, *expires_at])
         }
-        ApiKeyEvent::Revoked { .. } => exec(c, KEY_REVOKED, &[id, at]).await,
-        ApiKeyEvent::ExpirySet { expires_at } => exec(c, KEY_EXPIRY_SET, &[id, expires_at]).await,
-    }
+    };
+    vec![write]
 }
 
-async fn apply_session(
-    c: &impl GenericClient,
-    r: &RecordedEvent,
-    event: &SessionEvent,
-) -> Result<(), StoreError> {
-    let (id, at, version) = (&r.stream_id, &r.occurred_at, &r.version);
+fn session_writes(r: &RecordedEvent, event: &SessionEvent) -> Vec<Write> {
+    let (id, at, version) = (r.stream_id, r.occurred_at, r.version);
     match event {
         SessionEvent::Started {
             user_id,
@@ -237,49 +231,54 @@ async fn apply_session(
             expires_at,
             ip,
             user_agent,
-        } => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-                id,
-                user_id,
-                refresh_token_hash,
-                at,
-                expires_at,
-                ip,
-                user_agent,
-                version,
-            ];
-            exec(c, SESSION_STARTED, &params).await?;
-            exec(c, SESSION_TOKEN_ISSUED, &[id, refresh_token_hash]).await
-        }
-        SessionEvent::Refreshed { refresh_token_hash } => {
-            exec(c, SESSION_REFRESHED, &[id, refresh_token_hash, at, version]).await?;
-            exec(c, SESSION_TOKEN_ISSUED, &[id, refresh_token_hash]).await
-        }
-        SessionEvent::Revoked { reason } => {
-            exec(c, SESSION_REVOKED, &[id, at, &reason.as_str(), version]).await
-        }
+        } => vec![
+            Write::new(
+                SESSION_STARTED,
+                params![
+                    id,
+                    *user_id,
+                    refresh_token_hash.clone(),
+                    at,
+                    *expires_at,
+                    ip.clone(),
+                    user_agent.clone(),
+                    version
+                ],
+            ),
+            Write::new(
+                SESSION_TOKEN_ISSUED,
+                params![id, refresh_token_hash.clone()],
+            ),
+        ],
+        SessionEvent::Refreshed { refresh_token_hash } => vec![
+            Write::new(
+                SESSION_REFRESHED,
+                params![id, refresh_token_hash.clone(), at, version],
+            ),
+            Write::new(
+                SESSION_TOKEN_ISSUED,
+                params![id, refresh_token_hash.clone()],
+            ),
+        ],
+        SessionEvent::Revoked { reason } => vec![Write::new(
+            SESSION_REVOKED,
+            params![id, at, reason.as_str().to_owned(), version],
+        )],
     }
 }
 
-async fn apply_signing_key(
-    c: &impl GenericClient,
-    r: &RecordedEvent,
-    event: &SigningKeyEvent,
-) -> Result<(), StoreError> {
-    let (id, at) = (&r.stream_id, &r.occurred_at);
-    match event {
+fn signing_key_writes(r: &RecordedEvent, event: &SigningKeyEvent) -> Vec<Write> {
+    let (id, at) = (r.stream_id, r.occurred_at);
+    let write = match event {
         SigningKeyEvent::Created {
             kid,
             algorithm,
             public_key,
-        } => {
-            exec(
-                c,
-                SIGNING_KEY_CREATED,
-                &[id, kid, algorithm, public_key, at],
-            )
-            .await
-        }
-        SigningKeyEvent::Retired {} => exec(c, SIGNING_KEY_RETIRED, &[id, at]).await,
-    }
+        } => Write::new(
+            SIGNING_KEY_CREATED,
+            params![id, kid.clone(), algorithm.clone(), public_key.clone(), at],
+        ),
+        SigningKeyEvent::Retired {} => Write::new(SIGNING_KEY_RETIRED, params![id, at]),
+    };
+    vec![write]
 }

@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod append;
 mod audit;
 mod bus;
 mod cache;
