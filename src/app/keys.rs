@@ -92,12 +92,16 @@ impl App {
             key: Box::new(self.new_key(org_id, &key, req, rotated_from)),
             now: self.clock.now(),
         };
-        self.execute_new::<ApiKey>(ctx, id, Some(org_id), &command)
+        let recorded = self
+            .execute_new::<ApiKey>(ctx, id, Some(org_id), &command)
             .await?;
-        Ok(IssuedKey {
-            row: self.key_row(id).await?,
-            key,
-        })
+        let row = recorded
+            .iter()
+            .find_map(|e| KeyRow::created(&e.envelope, &e.event))
+            .ok_or(AppError::Internal(
+                "a key creation recorded no api_key.created".into(),
+            ))?;
+        Ok(IssuedKey { row, key })
     }
 
     fn new_key(

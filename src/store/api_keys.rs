@@ -34,6 +34,43 @@ pub struct KeyRow {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+impl KeyRow {
+    /// The row a just-recorded `api_key.created` puts in the read model: what
+    /// its projection inserts, so the creator needs no read after the commit.
+    pub fn created(
+        envelope: &super::events::RecordedEvent,
+        event: &crate::domain::stored::AnyEvent,
+    ) -> Option<Self> {
+        use crate::domain::api_key::ApiKeyEvent;
+        let crate::domain::stored::AnyEvent::ApiKey(ApiKeyEvent::Created {
+            org_id,
+            name,
+            prefix,
+            key_hash,
+            scopes,
+            expires_at,
+            rotated_from,
+            ..
+        }) = event
+        else {
+            return None;
+        };
+        Some(Self {
+            id: envelope.stream_id,
+            org_id: *org_id,
+            name: name.as_str().to_owned(),
+            prefix: prefix.clone(),
+            key_hash: key_hash.clone(),
+            scopes: scopes.as_slice().to_vec(),
+            expires_at: *expires_at,
+            revoked_at: None,
+            rotated_from: *rotated_from,
+            created_at: envelope.occurred_at,
+            last_used_at: None,
+        })
+    }
+}
+
 const KEY_COLUMNS: &str = "id, org_id, name, prefix, key_hash, scopes, expires_at, revoked_at, \
     rotated_from, created_at, last_used_at";
 

@@ -397,3 +397,26 @@ async fn a_key_expiring_at_the_end_of_time_can_be_rotated() {
         .await;
     assert_eq!(res.status, 201, "{}", res.text);
 }
+
+#[actix_web::test]
+async fn the_created_key_is_described_as_it_is_stored() {
+    let app = spawn_app().await;
+    let org = id(&app.create_org("acme", None).await);
+    let body = json!({"name": "deploy bot", "scopes": ["deploy", "read"], "expires_at": "2099-01-02T03:04:05.123456Z"});
+    let created = app
+        .post(&format!("/v1/orgs/{org}/keys"), &app.admin_key, body)
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let key_id = id(&created.body);
+    let stored = app
+        .get(&format!("/v1/orgs/{org}/keys/{key_id}"), &app.admin_key)
+        .await;
+    assert_eq!(stored.status, 200, "{}", stored.text);
+    let mut described = created.body.clone();
+    let described = described.as_object_mut().unwrap();
+    assert!(described.remove("key").is_some(), "shown once, at creation");
+    assert!(described.len() >= 7, "{described:?}");
+    for (field, value) in described.iter() {
+        assert_eq!(value, &stored.body[field], "{field}");
+    }
+}
