@@ -52,8 +52,15 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Prepares the read on `client`; use it on that connection only.
+    /// Prepares the read on `client`, a connection of its own.
+    ///
+    /// Every read is planned for its own snapshot: a generic plan chosen
+    /// while the log was small (a sequential scan) would otherwise stay,
+    /// and scan the whole log every few milliseconds once it has grown.
     pub async fn prepare(client: &impl GenericClient) -> Result<Self, StoreError> {
+        client
+            .batch_execute("SET plan_cache_mode = force_custom_plan")
+            .await?;
         let statement = client.prepare(COMMITTED_SINCE).await?;
         Ok(Self { statement })
     }
