@@ -154,10 +154,27 @@ impl App {
         reason: Option<String>,
     ) -> Result<KeyRow, AppError> {
         self.standing(ctx, org_id).await?.require_manage()?;
-        self.org_key_row(org_id, key_id).await?;
-        self.execute::<ApiKey>(ctx, key_id, Some(org_id), &ApiKeyCommand::Revoke { reason })
-            .await?;
-        self.key_row(key_id).await
+        let command = ApiKeyCommand::Revoke { reason };
+        self.retrying(async || {
+            // The stream first, then the row: the row is at least as new as
+            // the stream, and the commit below expects the stream's version,
+            // so once it lands the row read here is the state it changed
+            // (every key row is its own stream's).
+            let client = self.pool.get().await?;
+            let loaded = self.load::<ApiKey>(&client, key_id).await?;
+            let row = api_keys::find_key(&client, key_id)
+                .await?
+                .filter(|row| row.org_id == org_id)
+                .ok_or(AppError::NotFound)?;
+            drop(client);
+            let recorded = self
+                .decide_and_commit(ctx, key_id, Some(org_id), &loaded, &command)
+                .await?;
+            Ok(recorded
+                .iter()
+                .fold(row, |row, e| row.then(&e.envelope, &e.event)))
+        })
+        .await
     }
 
     /// Replaces a key with a new one of the same name and scopes; the old one

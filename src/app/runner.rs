@@ -173,7 +173,7 @@ impl App {
 
     /// Decides `command` against a loaded stream and commits what it produced
     /// (nothing for a no-op).
-    async fn decide_and_commit<A: Aggregate>(
+    pub(crate) async fn decide_and_commit<A: Aggregate>(
         &self,
         ctx: &Ctx,
         stream_id: Uuid,

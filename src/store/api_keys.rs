@@ -71,6 +71,30 @@ impl KeyRow {
     }
 }
 
+impl KeyRow {
+    /// This row after a just-recorded event of its own stream: what the
+    /// projection changes, so a command that read the row as its stream
+    /// stood needs no read after its commit.
+    pub fn then(
+        mut self,
+        envelope: &super::events::RecordedEvent,
+        event: &crate::domain::stored::AnyEvent,
+    ) -> Self {
+        use crate::domain::api_key::ApiKeyEvent;
+        use crate::domain::stored::AnyEvent;
+        match event {
+            AnyEvent::ApiKey(ApiKeyEvent::Revoked { .. }) => {
+                self.revoked_at = Some(envelope.occurred_at);
+            }
+            AnyEvent::ApiKey(ApiKeyEvent::ExpirySet { expires_at }) => {
+                self.expires_at = Some(*expires_at);
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
 const KEY_COLUMNS: &str = "id, org_id, name, prefix, key_hash, scopes, expires_at, revoked_at, \
     rotated_from, created_at, last_used_at";
 

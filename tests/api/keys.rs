@@ -420,3 +420,31 @@ async fn the_created_key_is_described_as_it_is_stored() {
         assert_eq!(value, &stored.body[field], "{field}");
     }
 }
+
+#[actix_web::test]
+async fn a_revoke_answers_with_the_key_as_it_is_stored() {
+    let app = spawn_app().await;
+    let org = id(&app.create_org("acme", None).await);
+    let (key_id, _) = app.create_key(&org, &["deploy"]).await;
+    let revoke = format!("/v1/orgs/{org}/keys/{key_id}/revoke");
+    let first = app.post(&revoke, &app.admin_key, json!({})).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(first.body["revoked_at"].is_string(), "{}", first.text);
+    let stored = app
+        .get(&format!("/v1/orgs/{org}/keys/{key_id}"), &app.admin_key)
+        .await;
+    assert_eq!(first.body, stored.body);
+    // Again: nothing changes, and the answer still says when it happened.
+    let again = app.post(&revoke, &app.admin_key, json!({})).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body, stored.body);
+    let other = id(&app.create_org("other", None).await);
+    let elsewhere = app
+        .post(
+            &format!("/v1/orgs/{other}/keys/{key_id}/revoke"),
+            &app.admin_key,
+            json!({}),
+        )
+        .await;
+    assert_error(&elsewhere, 404, "not_found");
+}
