@@ -3,6 +3,7 @@
 use super::{App, AppError, Caller, Ctx, Page, PageCursor};
 use crate::auth::api_key::{hashes_equal, PresentedKey};
 use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewKey};
+use crate::domain::stored::AnyEvent;
 use crate::domain::values::{KeyName, Scopes, SCOPE_ADMIN, SCOPE_KEYS_VERIFY, SCOPE_ORG_ADMIN};
 use crate::domain::DomainError;
 use crate::domain::{Aggregate, StreamType};
@@ -97,7 +98,10 @@ impl App {
             .await?;
         let row = recorded
             .iter()
-            .find_map(|e| KeyRow::created(&e.envelope, &e.event))
+            .find_map(|e| match &e.event {
+                AnyEvent::ApiKey(event) => KeyRow::created(&e.envelope, event),
+                _ => None,
+            })
             .ok_or(AppError::Internal(
                 "a key creation recorded no api_key.created".into(),
             ))?;

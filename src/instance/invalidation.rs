@@ -56,18 +56,20 @@ async fn follow_until_lost(cache: &CredentialCache, database_url: &str) -> Resul
         cache.caught_up(started.into_std());
         from = next;
         tokio::time::sleep_until(started + MIN_GAP).await;
+        let mut heard = Vec::new();
         tokio::select! {
             payload = listener.notifications.recv() => match payload {
-                Some(p) if p == cache::ALL => cache.invalidate(cache::ALL),
-                Some(_) => {}
+                Some(p) => heard.push(p),
                 None => return Ok(()),
             },
             () = tokio::time::sleep(POLL) => {}
         }
         while let Ok(p) = listener.notifications.try_recv() {
-            if p == cache::ALL {
-                cache.invalidate(cache::ALL);
-            }
+            heard.push(p);
+        }
+        // Wake-ups say nothing themselves; a replay's `all` empties the cache.
+        if heard.iter().any(|p| p == cache::ALL) {
+            cache.invalidate(cache::ALL);
         }
     }
 }

@@ -35,14 +35,13 @@ pub struct KeyRow {
 }
 
 impl KeyRow {
-    /// The row a just-recorded `api_key.created` puts in the read model: what
-    /// its projection inserts, so the creator needs no read after the commit.
+    /// The row an `api_key.created` puts in the read model: the one mapping
+    /// the projection, replay's bulk insert and the creator's answer share.
     pub fn created(
         envelope: &super::events::RecordedEvent,
-        event: &crate::domain::stored::AnyEvent,
+        event: &crate::domain::api_key::ApiKeyEvent,
     ) -> Option<Self> {
-        use crate::domain::api_key::ApiKeyEvent;
-        let crate::domain::stored::AnyEvent::ApiKey(ApiKeyEvent::Created {
+        let crate::domain::api_key::ApiKeyEvent::Created {
             org_id,
             name,
             prefix,
@@ -51,7 +50,7 @@ impl KeyRow {
             expires_at,
             rotated_from,
             ..
-        }) = event
+        } = event
         else {
             return None;
         };

@@ -2,6 +2,7 @@
 //! single `INSERT … SELECT FROM UNNEST(…)` instead of one statement per event.
 //! The values are the ones the per-event projections write.
 
+use super::api_keys::KeyRow;
 use super::events::RecordedEvent;
 use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
@@ -80,28 +81,21 @@ struct KeyColumns {
 async fn insert_keys(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
     let mut k = KeyColumns::default();
     for (e, event) in run {
-        let AnyEvent::ApiKey(ApiKeyEvent::Created {
-            org_id,
-            name,
-            prefix,
-            key_hash,
-            scopes,
-            expires_at,
-            rotated_from,
-            ..
-        }) = event.clone()
-        else {
+        let AnyEvent::ApiKey(event) = event else {
             return Err(out_of_run(e, BulkKind::Keys));
         };
-        k.id.push(e.stream_id);
-        k.org_id.push(org_id);
-        k.name.push(name.as_str().to_owned());
-        k.prefix.push(prefix);
-        k.key_hash.push(key_hash);
-        k.scopes.push(Value::from(scopes.as_slice().to_vec()));
-        k.expires_at.push(expires_at);
-        k.rotated_from.push(rotated_from);
-        k.created_at.push(e.occurred_at);
+        let Some(row) = KeyRow::created(e, event) else {
+            return Err(out_of_run(e, BulkKind::Keys));
+        };
+        k.id.push(row.id);
+        k.org_id.push(row.org_id);
+        k.name.push(row.name);
+        k.prefix.push(row.prefix);
+        k.key_hash.push(row.key_hash);
+        k.scopes.push(Value::from(row.scopes));
+        k.expires_at.push(row.expires_at);
+        k.rotated_from.push(row.rotated_from);
+        k.created_at.push(row.created_at);
     }
     let stmt = c.prepare_cached(KEYS).await?;
     c.execute(

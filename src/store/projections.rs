@@ -1,6 +1,7 @@
 //! Inline projections: one `apply` per read model, run in the append
 //! transaction and by replay. Deterministic: every value comes from the event.
 
+use super::api_keys::KeyRow;
 use super::bulk;
 use super::events::RecordedEvent;
 use super::pipeline::{self, params, Write};
@@ -191,29 +192,25 @@ fn org_writes(r: &RecordedEvent, event: &OrgEvent) -> Vec<Write> {
 fn api_key_writes(r: &RecordedEvent, event: &ApiKeyEvent) -> Vec<Write> {
     let (id, at) = (r.stream_id, r.occurred_at);
     let write = match event {
-        ApiKeyEvent::Created {
-            org_id,
-            name,
-            prefix,
-            key_hash,
-            scopes,
-            expires_at,
-            rotated_from,
-            ..
-        } => Write::new(
-            KEY_CREATED,
-            params![
-                id,
-                *org_id,
-                name.as_str().to_owned(),
-                prefix.clone(),
-                key_hash.clone(),
-                scopes.as_slice().to_vec(),
-                *expires_at,
-                *rotated_from,
-                at
-            ],
-        ),
+        ApiKeyEvent::Created { .. } => {
+            let Some(row) = KeyRow::created(r, event) else {
+                return vec![];
+            };
+            Write::new(
+                KEY_CREATED,
+                params![
+                    row.id,
+                    row.org_id,
+                    row.name,
+                    row.prefix,
+                    row.key_hash,
+                    row.scopes,
+                    row.expires_at,
+                    row.rotated_from,
+                    row.created_at
+                ],
+            )
+        }
         ApiKeyEvent::Revoked { .. } => Write::new(KEY_REVOKED, params![id, at]),
         ApiKeyEvent::ExpirySet { expires_at } => {
             Write::new(KEY_EXPIRY_SET, params![id, *expires_at])

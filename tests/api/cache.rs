@@ -6,14 +6,6 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use vouch::app::replay::{replay, Mode};
 
-async fn is_valid(app: &TestApp, key: &str) -> bool {
-    let res = app
-        .post("/v1/keys/verify", &app.admin_key, json!({ "key": key }))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.body["valid"] == json!(true)
-}
-
 /// Waits until the instance's invalidation listener is up (the cache serves then).
 async fn listening(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -29,9 +21,9 @@ async fn a_revoked_key_is_refused_by_the_revoking_instance_at_once() {
     listening(&app).await;
     let org = id(&app.create_org("acme", None).await);
     let (key_id, key) = app.create_key(&org, &["deploy"]).await;
-    assert!(is_valid(&app, &key).await);
+    assert!(app.is_valid(&key).await);
     let (hits, _) = app.app.cache().counts();
-    assert!(is_valid(&app, &key).await);
+    assert!(app.is_valid(&key).await);
     assert!(
         app.app.cache().counts().0 > hits,
         "the second verify came from memory"
@@ -63,7 +55,7 @@ async fn revocations_and_logouts_reach_the_other_instance() {
     let (key_id, key) = a.create_key(&org, &["deploy"]).await;
     let (_, token, _) = a.user_session("ada@example.org").await;
     for _ in 0..2 {
-        assert!(is_valid(&b, &key).await);
+        assert!(b.is_valid(&key).await);
         assert_eq!(b.get("/v1/me", &token).await.status, 200);
     }
     assert!(
@@ -82,7 +74,7 @@ async fn revocations_and_logouts_reach_the_other_instance() {
     assert_eq!(a.delete("/v1/sessions/current", &token).await.status, 204);
 
     let deadline = Instant::now() + Duration::from_secs(5);
-    while is_valid(&b, &key).await || b.get("/v1/me", &token).await.status != 401 {
+    while b.is_valid(&key).await || b.get("/v1/me", &token).await.status != 401 {
         assert!(
             Instant::now() < deadline,
             "B still accepts a revoked key or session"
@@ -97,7 +89,7 @@ async fn a_replay_empties_every_cache() {
     listening(&app).await;
     let org = id(&app.create_org("acme", None).await);
     let (_, key) = app.create_key(&org, &[]).await;
-    assert!(is_valid(&app, &key).await);
+    assert!(app.is_valid(&key).await);
     assert!(app.app.cache().len().0 >= 1);
     replay(&app.database_url, Mode::Rebuild, &crate::replay::Quiet)
         .await
@@ -111,7 +103,7 @@ async fn a_replay_empties_every_cache() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(
-        is_valid(&app, &key).await,
+        app.is_valid(&key).await,
         "the rebuilt tables still know the key"
     );
 }
@@ -128,7 +120,7 @@ async fn last_used_at_is_written_in_batches_without_events() {
         json!(null)
     );
     for _ in 0..3 {
-        assert!(is_valid(&app, &key).await);
+        assert!(app.is_valid(&key).await);
     }
     assert!(app.app.flush_key_usage().await.unwrap() >= 1);
     let used = app.get(&path, &app.admin_key).await.body["last_used_at"].clone();
@@ -150,7 +142,7 @@ async fn the_last_key_uses_are_written_when_the_instance_stops() {
     let app = spawn_app_with(|s| s.key_usage_flush_seconds = 3600).await;
     let org = id(&app.create_org("acme", None).await);
     let (key_id, key) = app.create_key(&org, &[]).await;
-    assert!(is_valid(&app, &key).await);
+    assert!(app.is_valid(&key).await);
     app.stop.stop().await;
     let used: Option<chrono::DateTime<chrono::Utc>> = app
         .db()

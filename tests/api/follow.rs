@@ -184,14 +184,6 @@ async fn serve_process(
     }
 }
 
-async fn is_valid(app: &TestApp, key: &str) -> bool {
-    let res = app
-        .post("/v1/keys/verify", &app.admin_key, json!({ "key": key }))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    res.body["valid"] == json!(true)
-}
-
 /// Whether a verify of `key` on `app` is answered from its cache within a few
 /// seconds: the cache serves once its follower has read the log, and a busy
 /// machine may delay that read.
@@ -199,7 +191,7 @@ async fn served_from_memory(app: &TestApp, key: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let hits = app.app.cache().counts().0;
-        assert!(is_valid(app, key).await);
+        assert!(app.is_valid(key).await);
         if app.app.cache().counts().0 > hits {
             return true;
         }
@@ -218,7 +210,7 @@ async fn a_revocation_reaches_the_other_instance_when_its_instance_dies_right_af
     let mut took = Vec::new();
     for round in 0..5 {
         let (key_id, key) = b.create_key(&org, &["deploy"]).await;
-        assert!(is_valid(&b, &key).await);
+        assert!(b.is_valid(&key).await);
         assert!(
             served_from_memory(&b, &key).await,
             "B serves the key from memory"
@@ -242,7 +234,7 @@ async fn a_revocation_reaches_the_other_instance_when_its_instance_dies_right_af
             .unwrap()
             .expect("A was killed at its commit");
         let deadline = killed + Duration::from_secs(5);
-        while is_valid(&b, &key).await {
+        while b.is_valid(&key).await {
             assert!(
                 Instant::now() < deadline,
                 "round {round}: B still accepts a key revoked 5 s ago"

@@ -277,6 +277,15 @@ impl TestApp {
         (id(&res.body), res.body["key"].as_str().unwrap().to_owned())
     }
 
+    /// Whether `POST /v1/keys/verify` calls `key` valid.
+    pub async fn is_valid(&self, key: &str) -> bool {
+        let res = self
+            .post("/v1/keys/verify", &self.admin_key, json!({ "key": key }))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.body["valid"] == json!(true)
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
             .await
