@@ -5,7 +5,8 @@
 //! - verify: into a scratch schema, compared row by row with the live tables;
 //! - until: the state as of a time or position, into a schema the user names.
 
-use crate::store::events::{read_log, LogPosition, LogQuery, RecordedEvent};
+use crate::domain::stored::AnyEvent;
+use crate::store::events::{read_log_decoded, LogPosition, LogQuery, RecordedEvent};
 use crate::store::replay::{self as sql, READ_MODELS};
 use crate::store::{self, projections, Pool, StoreError};
 use chrono::{DateTime, Utc};
@@ -13,6 +14,9 @@ use std::time::Instant;
 
 /// Events read per transaction.
 const BATCH: i64 = 5000;
+
+/// Batches read ahead of the one being applied.
+const READ_AHEAD: usize = 2;
 
 /// Where a point-in-time replay stops.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +129,7 @@ pub async fn replay(
     };
     let client = main.get().await?;
     crate::store::events::analyze_log(&client).await?;
-    let total = crate::store::events::count_events(&client).await?;
+    let total = crate::store::events::estimate_events(&client).await?;
     drop(client);
     progress.start(total.max(0) as u64);
     sql::create_scratch(&main.get().await?, &schema).await?;
@@ -159,7 +163,13 @@ async fn rebuild_then(
         progress,
     )
     .await?;
+    if matches!(mode, Mode::Rebuild) {
+        // Before the indexes exist, and before the lock: under it, only the
+        // keys used since are written.
+        sql::carry_usage(&main.get().await?, schema).await?;
+    }
     sql::index_scratch(&main.get().await?, schema).await?;
+    sql::analyze_scratch(&main.get().await?, schema).await?;
     let lock = match mode {
         Mode::Until { .. } => return Ok(report),
         // Writers wait; readers go on. Then nothing committed is missing.
@@ -193,47 +203,56 @@ async fn rebuild_then(
 }
 
 /// Applies every event after `after` into the scratch schema, a batch per
-/// transaction. The next batch is read on another connection while the current
-/// one is applied, so reading the log and writing the read models overlap.
+/// transaction. Reading runs ahead on another connection, up to
+/// [`READ_AHEAD`] batches, so reading the log and writing the read models
+/// overlap and neither waits for the other's slower batches.
 async fn apply_all(
     reader: &Pool,
     scratch: &mut deadpool_postgres::Client,
-    mut after: LogPosition,
+    after: LogPosition,
     unbounded: bool,
     cutoff: Option<Cutoff>,
     report: &mut Report,
     progress: &dyn Progress,
 ) -> Result<LogPosition, ReplayError> {
     let reader = reader.get().await?;
-    let query = |after| LogQuery {
-        after,
-        limit: BATCH,
-        unbounded,
-        ..LogQuery::default()
+    let (batches, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let read = async move {
+        let mut after = after;
+        loop {
+            let query = LogQuery {
+                after,
+                limit: BATCH,
+                unbounded,
+                ..LogQuery::default()
+            };
+            let events = read_log_decoded(&reader, &query).await?;
+            let Some(last) = events.last().map(|(e, _)| e.cursor()) else {
+                return Ok::<_, ReplayError>(after);
+            };
+            after = last;
+            if batches.send(events).await.is_err() {
+                return Ok(after);
+            }
+        }
     };
-    let mut events = read_log(&reader, &query(after)).await?;
-    loop {
-        let Some(last) = events.last().map(RecordedEvent::cursor) else {
-            return Ok(after);
-        };
-        let included: Vec<&RecordedEvent> = events
-            .iter()
-            .filter(|e| cutoff.is_none_or(|c| c.includes(e)))
-            .collect();
-        let read_next = async { Ok::<_, ReplayError>(read_log(&reader, &query(last)).await?) };
-        let apply = async {
+    let apply = async {
+        while let Some(events) = received.recv().await {
+            let included: Vec<&(RecordedEvent, AnyEvent)> = events
+                .iter()
+                .filter(|(e, _)| cutoff.is_none_or(|c| c.includes(e)))
+                .collect();
             let tx = scratch.transaction().await?;
             projections::apply_batch(&tx, &included).await?;
             tx.commit().await?;
-            Ok::<_, ReplayError>(())
-        };
-        let (next, ()) = futures_util::future::try_join(read_next, apply).await?;
-        report.applied += included.len() as u64;
-        report.events += events.len() as u64;
-        progress.advance(events.len() as u64);
-        after = last;
-        events = next;
-    }
+            report.applied += included.len() as u64;
+            report.events += events.len() as u64;
+            progress.advance(events.len() as u64);
+        }
+        Ok::<_, ReplayError>(())
+    };
+    let (last, ()) = futures_util::future::try_join(read, apply).await?;
+    Ok(last)
 }
 
 /// The read models a replay rebuilds.

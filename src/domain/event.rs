@@ -66,7 +66,28 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + fmt::Debug {
     }
 
     /// Rebuilds an event from its stored type and (already upcast) payload.
+    ///
+    /// The type is handed to serde before the payload, so the payload is read
+    /// straight into its variant instead of being buffered first.
     fn from_stored(event_type: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+        use serde::de::value::MapDeserializer;
+        use serde_json::Value;
+        let entries = [
+            (Value::from("type"), Value::from(event_type)),
+            (Value::from("data"), data),
+        ];
+        Self::deserialize(MapDeserializer::new(entries.into_iter()))
+    }
+
+    /// Rebuilds an event from its stored type and payload as JSON text (a
+    /// payload that needs no upcasting), without building a `Value` first.
+    fn from_stored_json(event_type: &str, json: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut doc = Vec::with_capacity(json.len() + event_type.len() + 20);
+        doc.extend_from_slice(b"{\"type\":");
+        serde_json::to_writer(&mut doc, event_type)?;
+        doc.extend_from_slice(b",\"data\":");
+        doc.extend_from_slice(json);
+        doc.push(b'}');
+        serde_json::from_slice(&doc)
     }
 }

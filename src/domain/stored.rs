@@ -66,26 +66,89 @@ impl From<SigningKeyEvent> for AnyEvent {
     }
 }
 
+/// A stored payload: parsed, or still JSON text.
+enum Payload<'a> {
+    Value(Value),
+    Json(&'a [u8]),
+}
+
 impl AnyEvent {
     /// Decodes a stored event, upcasting its payload first.
     pub fn decode(event_type: &str, schema_version: i16, data: Value) -> Result<Self, DecodeError> {
-        let fail = |reason: String| DecodeError {
-            event_type: event_type.to_owned(),
-            schema_version,
-            reason,
-        };
-        let data = upcast(event_type, schema_version, data).map_err(fail)?;
-        let decoded = match event_type.split_once('.').map(|(s, _)| s) {
-            Some("user") => UserEvent::from_stored(event_type, data).map(Self::User),
-            Some("org") => OrgEvent::from_stored(event_type, data).map(Self::Org),
-            Some("api_key") => ApiKeyEvent::from_stored(event_type, data).map(Self::ApiKey),
-            Some("session") => SessionEvent::from_stored(event_type, data).map(Self::Session),
-            Some("signing_key") => {
-                SigningKeyEvent::from_stored(event_type, data).map(Self::SigningKey)
+        let data = upcast(event_type, schema_version, data)
+            .map_err(|reason| DecodeError::new(event_type, schema_version, reason))?;
+        Self::typed(event_type, schema_version, Payload::Value(data))
+    }
+
+    /// Decodes a stored event from its payload's JSON text. A payload of the
+    /// current shape is read straight into its event; an older one is parsed
+    /// and upcast first, as [`AnyEvent::decode`] does.
+    pub fn decode_json(
+        event_type: &str,
+        schema_version: i16,
+        json: &[u8],
+    ) -> Result<Self, DecodeError> {
+        let fail = |reason: String| DecodeError::new(event_type, schema_version, reason);
+        match upcaster(event_type, schema_version).map_err(fail)? {
+            None => Self::typed(event_type, schema_version, Payload::Json(json)),
+            Some(_) => {
+                let data = serde_json::from_slice(json).map_err(|e| fail(e.to_string()))?;
+                Self::decode(event_type, schema_version, data)
             }
+        }
+    }
+
+    fn typed(
+        event_type: &str,
+        schema_version: i16,
+        data: Payload<'_>,
+    ) -> Result<Self, DecodeError> {
+        fn read<E: DomainEvent>(t: &str, data: Payload<'_>) -> Result<E, serde_json::Error> {
+            match data {
+                Payload::Value(v) => E::from_stored(t, v),
+                Payload::Json(j) => E::from_stored_json(t, j),
+            }
+        }
+        let fail = |reason: String| DecodeError::new(event_type, schema_version, reason);
+        let decoded = match event_type.split_once('.').map(|(s, _)| s) {
+            Some("user") => read(event_type, data).map(Self::User),
+            Some("org") => read(event_type, data).map(Self::Org),
+            Some("api_key") => read(event_type, data).map(Self::ApiKey),
+            Some("session") => read(event_type, data).map(Self::Session),
+            Some("signing_key") => read(event_type, data).map(Self::SigningKey),
             _ => return Err(fail("unknown event type".into())),
         };
         decoded.map_err(|e| fail(e.to_string()))
+    }
+}
+
+impl DecodeError {
+    fn new(event_type: &str, schema_version: i16, reason: String) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            schema_version,
+            reason,
+        }
+    }
+}
+
+/// A step that lifts a payload to the next shape.
+type Upcaster = fn(&mut Value);
+
+/// The step that lifts a stored payload of `schema_version` to the shape the
+/// current code reads: `None` when it already has that shape.
+fn upcaster(event_type: &str, schema_version: i16) -> Result<Option<Upcaster>, String> {
+    match (event_type, schema_version) {
+        // v1 -> v2: the hash algorithm is named; every v1 key hash was SHA-256.
+        ("api_key.created", 1) => Ok(Some(|data| {
+            if let Value::Object(map) = data {
+                map.insert("hash_algorithm".into(), Value::String("sha256".into()));
+            }
+        })),
+        // The other api_key events kept their v1 shape in v2.
+        (t, 1 | 2) if t.starts_with("api_key.") => Ok(None),
+        (t, 1) if !t.starts_with("api_key.") => Ok(None),
+        (t, v) => Err(format!("no upcaster for {t} schema version {v}")),
     }
 }
 
@@ -94,19 +157,10 @@ impl AnyEvent {
 /// Stored rows are never edited: when a payload changes shape, its event gets a
 /// new schema version and a step here that turns the old shape into the new one.
 pub fn upcast(event_type: &str, schema_version: i16, mut data: Value) -> Result<Value, String> {
-    match (event_type, schema_version) {
-        // v1 -> v2: the hash algorithm is named; every v1 key hash was SHA-256.
-        ("api_key.created", 1) => {
-            if let Value::Object(map) = &mut data {
-                map.insert("hash_algorithm".into(), Value::String("sha256".into()));
-            }
-            Ok(data)
-        }
-        // The other api_key events kept their v1 shape in v2.
-        (t, 1 | 2) if t.starts_with("api_key.") => Ok(data),
-        (t, 1) if !t.starts_with("api_key.") => Ok(data),
-        (t, v) => Err(format!("no upcaster for {t} schema version {v}")),
+    if let Some(step) = upcaster(event_type, schema_version)? {
+        step(&mut data);
     }
+    Ok(data)
 }
 
 /// Payload fields that hold secrets (as hashes) and never leave the database.
@@ -155,6 +209,31 @@ mod tests {
         assert!(AnyEvent::decode("api_key.created", 2, v1).is_err());
         assert!(AnyEvent::decode("api_key.revoked", 1, json!({"reason": null})).is_ok());
         assert!(AnyEvent::decode("user.enabled", 2, json!({})).is_err());
+    }
+
+    #[test]
+    fn json_text_decodes_as_the_parsed_payload_does() {
+        let cases = [
+            ("api_key.revoked", 1, json!({"reason": "leaked"})),
+            ("org.renamed", 1, json!({"name": "Acme \"Labs\""})),
+            (
+                "api_key.created",
+                1,
+                json!({
+                    "org_id": "0192f0c1-0000-7000-8000-000000000001", "name": "ci",
+                    "prefix": "vk_abcdefghi", "key_hash": "ab", "scopes": ["deploy"], "expires_at": null,
+                }),
+            ),
+        ];
+        for (t, v, data) in cases {
+            let text = serde_json::to_vec(&data).unwrap();
+            let from_text = AnyEvent::decode_json(t, v, &text).unwrap();
+            assert_eq!(from_text, AnyEvent::decode(t, v, data).unwrap(), "{t}");
+        }
+        assert!(AnyEvent::decode_json("api_key.revoked", 1, b"{\"reason\": 7}").is_err());
+        assert!(AnyEvent::decode_json("api_key.revoked", 1, b"{}}").is_err());
+        assert!(AnyEvent::decode_json("widget.made", 1, b"{}").is_err());
+        assert!(AnyEvent::decode_json("user.enabled", 9, b"{}").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Set-based inserts for replay: a run of creations of one kind becomes a
-//! single `INSERT … SELECT FROM UNNEST(…)` instead of one statement per event.
+//! Set-based inserts for replay: a run of creations of one kind is streamed
+//! into its table with one binary `COPY` instead of one statement per event.
 //! The values are the ones the per-event projections write.
 
 use super::api_keys::KeyRow;
@@ -8,10 +8,9 @@ use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
 use crate::domain::session::SessionEvent;
 use crate::domain::stored::AnyEvent;
-use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
-use serde_json::Value;
-use uuid::Uuid;
+use deadpool_postgres::Transaction;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 
 /// The creations that are inserted set-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,29 +33,76 @@ impl BulkKind {
 }
 
 /// A stored event with its decoded form.
-pub type Decoded<'a> = (&'a RecordedEvent, AnyEvent);
+pub type Decoded<'a> = (&'a RecordedEvent, &'a AnyEvent);
 
-const KEYS: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
-    SELECT u.id, u.org_id, u.name, u.prefix, u.key_hash, ARRAY(SELECT jsonb_array_elements_text(u.scopes)), \
-           u.expires_at, u.rotated_from, u.created_at \
-    FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::uuid[], $9::timestamptz[]) \
-      AS u(id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at)";
+const KEYS: &str = "COPY api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
+    FROM STDIN (FORMAT binary)";
+const KEY_TYPES: [Type; 9] = [
+    Type::UUID,
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::TIMESTAMPTZ,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+];
 
-const SESSIONS: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
-    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::int[])";
+const SESSIONS: &str = "COPY sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
+    FROM STDIN (FORMAT binary)";
+const SESSION_TYPES: [Type; 8] = [
+    Type::UUID,
+    Type::UUID,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+];
 
-const SESSION_TOKENS: &str = "INSERT INTO session_refresh_tokens (session_id, refresh_token_hash) \
-    SELECT * FROM UNNEST($1::uuid[], $2::text[])";
+const SESSION_TOKENS: &str =
+    "COPY session_refresh_tokens (session_id, refresh_token_hash) FROM STDIN (FORMAT binary)";
+const SESSION_TOKEN_TYPES: [Type; 2] = [Type::UUID, Type::TEXT];
 
 /// Inserts a run of events of one [`BulkKind`].
 pub async fn insert_run(
-    c: &impl GenericClient,
+    tx: &Transaction<'_>,
     kind: BulkKind,
     run: &[Decoded<'_>],
 ) -> Result<(), StoreError> {
     match kind {
-        BulkKind::Keys => insert_keys(c, run).await,
-        BulkKind::Sessions => insert_sessions(c, run).await,
+        BulkKind::Keys => {
+            let rows = run
+                .iter()
+                .map(|(e, event)| {
+                    match event {
+                        AnyEvent::ApiKey(event) => KeyRow::created(e, event),
+                        _ => None,
+                    }
+                    .ok_or_else(|| out_of_run(e, kind))
+                })
+                .collect::<Result<Vec<KeyRow>, StoreError>>()?;
+            copy(tx, KEYS, &KEY_TYPES, rows.iter().map(key_values)).await
+        }
+        BulkKind::Sessions => {
+            let rows = run
+                .iter()
+                .map(|(e, event)| session_row(e, event).ok_or_else(|| out_of_run(e, kind)))
+                .collect::<Result<Vec<SessionRow<'_>>, StoreError>>()?;
+            copy(
+                tx,
+                SESSIONS,
+                &SESSION_TYPES,
+                rows.iter().map(session_values),
+            )
+            .await?;
+            let tokens = rows
+                .iter()
+                .map(|s| [&s.id as &(dyn ToSql + Sync), s.refresh_token_hash]);
+            copy(tx, SESSION_TOKENS, &SESSION_TOKEN_TYPES, tokens).await
+        }
     }
 }
 
@@ -64,109 +110,81 @@ fn out_of_run(e: &RecordedEvent, kind: BulkKind) -> StoreError {
     StoreError::Decode(format!("{} in a run of {kind:?}", e.event_type))
 }
 
-/// The columns of a set-based `api_keys` insert.
-#[derive(Default)]
-struct KeyColumns {
-    id: Vec<Uuid>,
-    org_id: Vec<Uuid>,
-    name: Vec<String>,
-    prefix: Vec<String>,
-    key_hash: Vec<String>,
-    scopes: Vec<Value>,
-    expires_at: Vec<Option<DateTime<Utc>>>,
-    rotated_from: Vec<Option<Uuid>>,
-    created_at: Vec<DateTime<Utc>>,
-}
-
-async fn insert_keys(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
-    let mut k = KeyColumns::default();
-    for (e, event) in run {
-        let AnyEvent::ApiKey(event) = event else {
-            return Err(out_of_run(e, BulkKind::Keys));
-        };
-        let Some(row) = KeyRow::created(e, event) else {
-            return Err(out_of_run(e, BulkKind::Keys));
-        };
-        k.id.push(row.id);
-        k.org_id.push(row.org_id);
-        k.name.push(row.name);
-        k.prefix.push(row.prefix);
-        k.key_hash.push(row.key_hash);
-        k.scopes.push(Value::from(row.scopes));
-        k.expires_at.push(row.expires_at);
-        k.rotated_from.push(row.rotated_from);
-        k.created_at.push(row.created_at);
+/// Streams `rows` into a table with one binary `COPY`.
+async fn copy<'r, const N: usize>(
+    tx: &Transaction<'_>,
+    statement: &str,
+    types: &[Type; N],
+    rows: impl Iterator<Item = [&'r (dyn ToSql + Sync); N]>,
+) -> Result<(), StoreError> {
+    let sink = tx.copy_in(statement).await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    let mut writer = std::pin::pin!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await?;
     }
-    let stmt = c.prepare_cached(KEYS).await?;
-    c.execute(
-        &stmt,
-        &[
-            &k.id,
-            &k.org_id,
-            &k.name,
-            &k.prefix,
-            &k.key_hash,
-            &k.scopes,
-            &k.expires_at,
-            &k.rotated_from,
-            &k.created_at,
-        ],
-    )
-    .await?;
+    writer.finish().await?;
     Ok(())
 }
 
-/// The columns of a set-based `sessions` insert.
-#[derive(Default)]
-struct SessionColumns {
-    id: Vec<Uuid>,
-    user_id: Vec<Uuid>,
-    refresh_token_hash: Vec<String>,
-    created_at: Vec<DateTime<Utc>>,
-    expires_at: Vec<DateTime<Utc>>,
-    ip: Vec<Option<String>>,
-    user_agent: Vec<Option<String>>,
-    version: Vec<i32>,
+fn key_values(k: &KeyRow) -> [&(dyn ToSql + Sync); 9] {
+    [
+        &k.id,
+        &k.org_id,
+        &k.name,
+        &k.prefix,
+        &k.key_hash,
+        &k.scopes,
+        &k.expires_at,
+        &k.rotated_from,
+        &k.created_at,
+    ]
 }
 
-async fn insert_sessions(c: &impl GenericClient, run: &[Decoded<'_>]) -> Result<(), StoreError> {
-    let mut s = SessionColumns::default();
-    for (e, event) in run {
-        let AnyEvent::Session(SessionEvent::Started {
-            user_id,
-            refresh_token_hash,
-            expires_at,
-            ip,
-            user_agent,
-        }) = event.clone()
-        else {
-            return Err(out_of_run(e, BulkKind::Sessions));
-        };
-        s.id.push(e.stream_id);
-        s.user_id.push(user_id);
-        s.refresh_token_hash.push(refresh_token_hash);
-        s.created_at.push(e.occurred_at);
-        s.expires_at.push(expires_at);
-        s.ip.push(ip);
-        s.user_agent.push(user_agent);
-        s.version.push(e.version);
-    }
-    let stmt = c.prepare_cached(SESSIONS).await?;
-    c.execute(
-        &stmt,
-        &[
-            &s.id,
-            &s.user_id,
-            &s.refresh_token_hash,
-            &s.created_at,
-            &s.expires_at,
-            &s.ip,
-            &s.user_agent,
-            &s.version,
-        ],
-    )
-    .await?;
-    let tokens = c.prepare_cached(SESSION_TOKENS).await?;
-    c.execute(&tokens, &[&s.id, &s.refresh_token_hash]).await?;
-    Ok(())
+/// The `sessions` row a `session.started` puts in the read model.
+struct SessionRow<'a> {
+    id: uuid::Uuid,
+    user_id: &'a uuid::Uuid,
+    refresh_token_hash: &'a String,
+    created_at: &'a chrono::DateTime<chrono::Utc>,
+    expires_at: &'a chrono::DateTime<chrono::Utc>,
+    ip: &'a Option<String>,
+    user_agent: &'a Option<String>,
+    version: i32,
+}
+
+fn session_row<'a>(e: &'a RecordedEvent, event: &'a AnyEvent) -> Option<SessionRow<'a>> {
+    let AnyEvent::Session(SessionEvent::Started {
+        user_id,
+        refresh_token_hash,
+        expires_at,
+        ip,
+        user_agent,
+    }) = event
+    else {
+        return None;
+    };
+    Some(SessionRow {
+        id: e.stream_id,
+        user_id,
+        refresh_token_hash,
+        created_at: &e.occurred_at,
+        expires_at,
+        ip,
+        user_agent,
+        version: e.version,
+    })
+}
+
+fn session_values<'a>(s: &'a SessionRow<'_>) -> [&'a (dyn ToSql + Sync); 8] {
+    [
+        &s.id,
+        s.user_id,
+        s.refresh_token_hash,
+        s.created_at,
+        s.expires_at,
+        s.ip,
+        s.user_agent,
+        &s.version,
+    ]
 }

@@ -7,6 +7,7 @@ use crate::domain::StreamType;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
+use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
@@ -259,6 +260,74 @@ pub async fn read_log(
     client: &impl GenericClient,
     q: &LogQuery,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = query_log(client, q, LOG_COLUMNS).await?;
+    rows.iter().map(recorded_from_row).collect()
+}
+
+/// Reads the log as [`read_log`] does, for replay: each event decoded from its
+/// payload's JSON text, and the envelope without `data` and `metadata` (left
+/// `Null`: the projections never read them, and neither is fetched).
+pub async fn read_log_decoded(
+    client: &impl GenericClient,
+    q: &LogQuery,
+) -> Result<Vec<(RecordedEvent, AnyEvent)>, StoreError> {
+    let rows = query_log(client, q, DECODED_COLUMNS).await?;
+    rows.iter()
+        .map(|r| {
+            let envelope = RecordedEvent {
+                position: r.try_get(0)?,
+                transaction_id: parse_xid(r.try_get(1)?)?,
+                event_id: r.try_get(2)?,
+                stream_type: r.try_get(3)?,
+                stream_id: r.try_get(4)?,
+                version: r.try_get(5)?,
+                event_type: r.try_get(6)?,
+                schema_version: r.try_get(7)?,
+                org_id: r.try_get(8)?,
+                data: Value::Null,
+                metadata: Value::Null,
+                occurred_at: r.try_get(10)?,
+            };
+            let JsonText(json) = r.try_get(9)?;
+            let event = AnyEvent::decode_json(&envelope.event_type, envelope.schema_version, json)
+                .map_err(|e| StoreError::Decode(e.to_string()))?;
+            Ok((envelope, event))
+        })
+        .collect()
+}
+
+const DECODED_COLUMNS: &str =
+    "position, transaction_id::text, event_id, stream_type, stream_id, version, \
+    event_type, schema_version, org_id, data, occurred_at";
+
+/// A `json` or `jsonb` value as its JSON text, borrowed from the row.
+struct JsonText<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty != Type::JSONB {
+            return Ok(Self(raw));
+        }
+        // Binary jsonb is a format version byte, 1, then the JSON text.
+        match raw.split_first() {
+            Some((1, text)) => Ok(Self(text)),
+            _ => Err("unsupported jsonb format version".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
+}
+
+async fn query_log(
+    client: &impl GenericClient,
+    q: &LogQuery,
+    columns: &str,
+) -> Result<Vec<Row>, StoreError> {
     let tenant = if q.org_id.is_some() {
         "org_id = $4 AND"
     } else {
@@ -278,7 +347,7 @@ pub async fn read_log(
     // costs a row comparison by its first column alone and, when one transaction
     // wrote many rows (a bulk import), would scan and sort the whole table.
     let sql = format!(
-        "SELECT {LOG_COLUMNS} FROM ( \
+        "SELECT {columns} FROM ( \
            (SELECT * FROM auth_events \
              WHERE {tenant} transaction_id = $1::text::xid8 AND position > $2 {bound} {filters} \
              ORDER BY position LIMIT $3) \
@@ -289,7 +358,7 @@ pub async fn read_log(
          ) e ORDER BY e.transaction_id, e.position LIMIT $3"
     );
     let stmt = client.prepare_cached(&sql).await?;
-    let rows = client
+    Ok(client
         .query(
             &stmt,
             &[
@@ -301,8 +370,7 @@ pub async fn read_log(
                 &q.stream_id,
             ],
         )
-        .await?;
-    rows.iter().map(recorded_from_row).collect()
+        .await?)
 }
 
 /// The last event in commit-safe order, if the log has any.
@@ -382,16 +450,39 @@ pub async fn find_org_history(
     }
 }
 
-/// Refreshes the planner's statistics of the log: after a bulk import or a
-/// restore the planner may think the log is tiny and sort it whole for every
-/// batch of a full read. ANALYZE samples; it is cheap.
+/// Refreshes the planner's statistics of the log when they are stale: after a
+/// bulk import or a restore the planner may think the log is tiny and sort it
+/// whole for every batch of a full read. Stale means never analysed, or more
+/// than a tenth of the rows written since; ANALYZE samples, but on a large log
+/// it still costs a good part of a second.
 pub async fn analyze_log(c: &impl GenericClient) -> Result<(), StoreError> {
-    c.batch_execute("ANALYZE auth_events").await?;
+    let row = c
+        .query_one(
+            "SELECT coalesce(bool_or(greatest(last_analyze, last_autoanalyze) IS NULL \
+                     OR n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1000)), true) \
+             FROM pg_stat_user_tables WHERE relid = 'auth_events'::regclass",
+            &[],
+        )
+        .await?;
+    if row.try_get::<_, bool>(0)? {
+        c.batch_execute("ANALYZE auth_events").await?;
+    }
     Ok(())
 }
 
-/// How many events the log holds.
-pub async fn count_events(c: &impl GenericClient) -> Result<i64, StoreError> {
+/// About how many events the log holds: the planner's count, or an exact one
+/// when the log was never analysed. For progress reports only.
+pub async fn estimate_events(c: &impl GenericClient) -> Result<i64, StoreError> {
+    let row = c
+        .query_one(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = 'auth_events'::regclass",
+            &[],
+        )
+        .await?;
+    let estimate: i64 = row.try_get(0)?;
+    if estimate >= 0 {
+        return Ok(estimate);
+    }
     let row = c.query_one("SELECT count(*) FROM auth_events", &[]).await?;
     Ok(row.try_get(0)?)
 }

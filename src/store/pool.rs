@@ -13,6 +13,9 @@ pub async fn connect(database_url: &str, max_size: usize) -> Result<Pool, StoreE
 
 /// Opens a pool whose connections resolve unqualified tables in `schema` first
 /// (then `public`): projections write there, the log is still read from `public`.
+/// Its commits do not wait for the disk: a scratch schema is thrown away if
+/// anything fails, and the transaction that swaps it in is an ordinary,
+/// durable one whose commit flushes everything written before it.
 pub async fn connect_in_schema(database_url: &str, schema: &str) -> Result<Pool, StoreError> {
     open(database_url, 1, Some(schema)).await
 }
@@ -30,7 +33,9 @@ async fn open(
     // A reader of the log waits for the oldest open writer: never let one idle.
     let mut options = "-c idle_in_transaction_session_timeout=10000".to_owned();
     if let Some(schema) = schema {
-        options.push_str(&format!(" -c search_path={schema},public"));
+        options.push_str(&format!(
+            " -c search_path={schema},public -c synchronous_commit=off"
+        ));
     }
     config.options(&options);
     config.connect_timeout(Duration::from_secs(5));

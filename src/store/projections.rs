@@ -91,16 +91,13 @@ pub fn writes(r: &RecordedEvent, event: &AnyEvent) -> Vec<Write> {
 /// every statement is prepared first, so each request is sent when its future
 /// is first polled, and the futures are polled in log order.
 pub async fn apply_batch(
-    client: &impl GenericClient,
-    events: &[&RecordedEvent],
+    client: &deadpool_postgres::Transaction<'_>,
+    events: &[&(RecordedEvent, AnyEvent)],
 ) -> Result<(), StoreError> {
     for sql in STATEMENTS {
         client.prepare_cached(sql).await?;
     }
-    let decoded = events
-        .iter()
-        .map(|e| Ok((*e, decode(e)?)))
-        .collect::<Result<Vec<bulk::Decoded<'_>>, StoreError>>()?;
+    let decoded: Vec<bulk::Decoded<'_>> = events.iter().map(|(r, e)| (r, e)).collect();
     let mut rest = decoded.as_slice();
     while let Some((_, first)) = rest.first() {
         let kind = bulk::BulkKind::of(first);
@@ -119,15 +116,6 @@ pub async fn apply_batch(
         rest = tail;
     }
     Ok(())
-}
-
-fn decode(recorded: &RecordedEvent) -> Result<AnyEvent, StoreError> {
-    AnyEvent::decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.data.clone(),
-    )
-    .map_err(|e| StoreError::Decode(e.to_string()))
 }
 
 fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {

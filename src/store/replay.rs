@@ -127,17 +127,36 @@ pub async fn lock_live(c: &impl GenericClient, mode: &str) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Copies `last_used_at`, which no event holds, from the live keys to the
+/// rebuilt ones where it differs. Run once before the swap's lock, for every
+/// key, and again under it, where only the keys used since have to be written.
+pub async fn carry_usage(c: &impl GenericClient, schema: &str) -> Result<u64, StoreError> {
+    let sql = format!(
+        "UPDATE {schema}.api_keys n SET last_used_at = o.last_used_at \
+         FROM public.api_keys o \
+         WHERE o.id = n.id AND o.last_used_at IS NOT NULL \
+           AND n.last_used_at IS DISTINCT FROM o.last_used_at"
+    );
+    Ok(c.execute(&sql, &[]).await?)
+}
+
+/// Refreshes the planner's statistics of the rebuilt tables, so the first
+/// queries after the swap are planned on real numbers.
+pub async fn analyze_scratch(c: &impl GenericClient, schema: &str) -> Result<(), StoreError> {
+    let tables = READ_MODELS.map(|t| format!("{schema}.{t}")).join(", ");
+    c.batch_execute(&format!("ANALYZE {tables}")).await?;
+    Ok(())
+}
+
 /// Swaps the rebuilt tables of `schema` into `public`, moving the old ones to
-/// `retired` (created here). Carries over `last_used_at`, which no event holds.
+/// `retired` (created here), after carrying over the latest `last_used_at`.
 pub async fn swap_in(
     c: &impl GenericClient,
     schema: &str,
     retired: &str,
 ) -> Result<(), StoreError> {
-    let mut sql = format!(
-        "UPDATE {schema}.api_keys n SET last_used_at = o.last_used_at \
-         FROM public.api_keys o WHERE o.id = n.id; CREATE SCHEMA {retired};"
-    );
+    carry_usage(c, schema).await?;
+    let mut sql = format!("CREATE SCHEMA {retired};");
     for t in READ_MODELS {
         sql.push_str(&format!("ALTER TABLE public.{t} SET SCHEMA {retired};"));
         sql.push_str(&format!("ALTER TABLE {schema}.{t} SET SCHEMA public;"));
