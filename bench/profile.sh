@@ -3,6 +3,8 @@
 # wrk loads one route of a seeded vouch (or while replay / the relay run).
 #
 #   bench/profile.sh key_create|key_revoke|refresh|signin|verify|replay|relay
+#   KEYS=60000 bench/profile.sh key_revoke   more keys to seed (default 20,000): the
+#                                            revoke load revokes each seeded key once
 #
 # Writes bench/results/profile-<scenario>.txt: CPU share per process, then the
 # hottest symbols of vouch and of Postgres. Needs perf (apt-get install linux-perf).
@@ -44,7 +46,7 @@ case "$SCENARIO" in
       ./target/release/vouch serve > "$WORK/serve.out" 2>&1 & SERVER=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
     ADMIN=$(grep -o 'vk_[0-9A-Za-z]*' "$WORK/serve.out" | head -n1)
-    ./target/release/examples/seed "http://127.0.0.1:$PORT" "$ADMIN" "$WORK" 100 20000 100 > /dev/null 2>&1
+    ./target/release/examples/seed "http://127.0.0.1:$PORT" "$ADMIN" "$WORK" 100 "${KEYS:-20000}" 100 > /dev/null 2>&1
     sleep 15   # the chainer catches up on the seed
     BEARER=$ADMIN wrk -t2 -c32 -d15s -s "bench/lua/$SCENARIO.lua" "http://127.0.0.1:$PORT" > "$WORK/wrk.out" &
     RUN=$!; sleep 3; record 10; wait "$RUN"; SUMMARY=$(grep RESULT "$WORK/wrk.out") ;;
