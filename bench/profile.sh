@@ -36,12 +36,12 @@ case "$SCENARIO" in
   relay)
     EXCHANGE="vouch.profile.$$"
     VOUCH_DATABASE_URL="$PG/$DB" VOUCH_BIND=127.0.0.1:$PORT VOUCH_EXCHANGE=$EXCHANGE VOUCH_CHAINER=false \
-      VOUCH_AUDIT_KEY_FILE="$WORK/audit.key" ./target/release/vouch serve > "$WORK/serve.out" 2>&1 & SERVER=$!
+      VOUCH_AUDIT_KEY_FILE="$WORK/audit.key" VOUCH_PII_KEY_FILE="$WORK/pii.key" ./target/release/vouch serve > "$WORK/serve.out" 2>&1 & SERVER=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
     ./target/release/examples/relay_bench "$PG/$DB" "amqp://guest:guest@127.0.0.1:5672/%2f" "$EXCHANGE" 100000 > "$WORK/relay.out" &
     RUN=$!; sleep 25; record 8; wait "$RUN"; SUMMARY=$(grep 'relay throughput' "$WORK/relay.out") ;;
   *)
-    VOUCH_DATABASE_URL="$PG/$DB" VOUCH_BIND=127.0.0.1:$PORT VOUCH_RELAY=false VOUCH_AUDIT_KEY_FILE="$WORK/audit.key" \
+    VOUCH_DATABASE_URL="$PG/$DB" VOUCH_BIND=127.0.0.1:$PORT VOUCH_RELAY=false VOUCH_AUDIT_KEY_FILE="$WORK/audit.key" VOUCH_PII_KEY_FILE="$WORK/pii.key" \
       VOUCH_SIGNIN_IP_ATTEMPTS=1000000000 VOUCH_SIGNUP_IP_ATTEMPTS=1000000000 VOUCH_SIGNIN_EMAIL_FAILURES=1000000000 \
       ./target/release/vouch serve > "$WORK/serve.out" 2>&1 & SERVER=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done

@@ -3,7 +3,7 @@
 # last 100 timed.   bench/refresh_growth.sh [BINARY] [N]   (cargo build --release first)
 set -euo pipefail
 BIN=${1:-./target/release/vouch}; N=${2:-1500}; DB=vouch_refresh_$$; PORT=18557
-VOUCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB VOUCH_BIND=127.0.0.1:$PORT VOUCH_RELAY=false VOUCH_CHAINER=false VOUCH_LOG=warn VOUCH_AUDIT_KEY_FILE=/tmp/refresh-bench.key $BIN serve > /dev/null 2>&1 &
+VOUCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB VOUCH_BIND=127.0.0.1:$PORT VOUCH_RELAY=false VOUCH_CHAINER=false VOUCH_LOG=warn VOUCH_AUDIT_KEY_FILE=/tmp/refresh-bench.key VOUCH_PII_KEY_FILE=/tmp/refresh-bench-pii.key $BIN serve > /dev/null 2>&1 &
 PID=$!
 trap 'kill $PID; wait $PID 2>/dev/null; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; rm -f /tmp/refresh-bench.key' EXIT
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done

@@ -15,6 +15,9 @@ pub const DEFAULT_EXCHANGE: &str = "vouch.events";
 /// The audit key file when none is named.
 pub const DEFAULT_AUDIT_KEY_FILE: &str = "vouch-audit.key";
 
+/// The personal-data key file when none is named.
+pub const DEFAULT_PII_KEY_FILE: &str = "vouch-pii.key";
+
 /// Everything `vouch serve` needs to run.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -64,6 +67,13 @@ pub struct Settings {
     /// with mode 0600 if missing. Keep it outside the database and back it up.
     #[arg(long, env = "VOUCH_AUDIT_KEY_FILE", default_value = DEFAULT_AUDIT_KEY_FILE)]
     pub audit_key_file: std::path::PathBuf,
+
+    /// The key-encryption key (hex) that wraps each person's data key; created with
+    /// mode 0600 on a database that has none. Every instance on one database needs
+    /// the same file; without it, stored personal data cannot be read. Keep it
+    /// outside the database and back it up apart from it.
+    #[arg(long, env = "VOUCH_PII_KEY_FILE", default_value = DEFAULT_PII_KEY_FILE)]
+    pub pii_key_file: std::path::PathBuf,
 
     /// Whether this instance campaigns to hash-chain the log.
     #[arg(long, env = "VOUCH_CHAINER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -179,6 +189,7 @@ impl Settings {
         let digest = format!("{:x}", sha2::Sha256::digest(database_url.as_bytes()));
         Self {
             audit_key_file: std::env::temp_dir().join(format!("vouch-audit-{}.key", &digest[..32])),
+            pii_key_file: std::env::temp_dir().join(format!("vouch-pii-{}.key", &digest[..32])),
             database_url,
             amqp_url: DEFAULT_AMQP_URL.into(),
             bind: "127.0.0.1:0".into(),

@@ -30,6 +30,9 @@ pub enum StartError {
     /// The audit key file could not be used.
     #[error("{0}")]
     AuditKey(#[from] crate::audit::key::KeyFileError),
+    /// The personal-data key file was refused.
+    #[error("{0}")]
+    PiiKey(#[from] crate::pii::startup::KekError),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -78,6 +81,9 @@ impl Application {
         let management_listener = settings.metrics_address().map(bind).transpose()?;
         let pool = store::connect(&settings.database_url, settings.db_pool_size).await?;
         migrate::run(&pool).await?;
+        // Before the bootstrap too: a wrong key file stops an empty database
+        // from starting as well, and the key is checked before anything is written.
+        let _pii_kek = crate::pii::startup::open_kek(&pool, &settings.pii_key_file).await?;
         let app = App::new(pool, Policy::from_settings(&settings));
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;

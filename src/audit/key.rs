@@ -6,9 +6,7 @@ use crate::auth::api_key::hex;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 
 /// The audit key.
@@ -17,60 +15,15 @@ pub struct AuditKey {
     key: SigningKey,
 }
 
-/// Why the key file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    /// Reading or creating the file failed.
-    #[error("audit key file {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The file does not hold a key.
-    #[error("audit key file {0}: not 64 hex characters")]
-    Malformed(String),
-}
+pub use crate::auth::key_file::KeyFileError;
 
 impl AuditKey {
     /// Loads the key from `path`, creating it (mode 0600) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let seed = crate::auth::api_key::hex32(text.trim())
-                    .ok_or_else(|| KeyFileError::Malformed(path.display().to_string()))?;
-                Ok(Self {
-                    key: SigningKey::from_bytes(&seed),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = SigningKey::generate(&mut OsRng);
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                match options.open(path) {
-                    Ok(mut file) => {
-                        file.write_all(hex(&key.to_bytes()).as_bytes())
-                            .map_err(io)?;
-                        file.sync_all().map_err(io)?;
-                        tracing::info!(path = %path.display(), "created the audit signing key");
-                        Ok(Self { key })
-                    }
-                    // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path)
-                    }
-                    Err(e) => Err(io(e)),
-                }
-            }
-            Err(e) => Err(io(e)),
-        }
+        let (seed, _) = crate::auth::key_file::read_or_create(path, "audit")?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Signs a message.

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod jwt;
+pub mod key_file;
 pub mod password;
 pub mod refresh_token;
 pub mod seal;

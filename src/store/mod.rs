@@ -17,6 +17,7 @@ pub mod listen;
 pub mod memberships;
 pub mod migrate;
 pub mod orgs;
+pub mod pii_keys;
 pub mod pipeline;
 mod pool;
 pub mod projections;

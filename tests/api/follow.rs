@@ -165,6 +165,11 @@ async fn serve_process(
             .env("VOUCH_RELAY", "false")
             .env("VOUCH_CHAINER", "false")
             .env("VOUCH_AUDIT_KEY_FILE", dir.join("audit.key"))
+            // The deployment's personal-data key: a process with another is refused.
+            .env(
+                "VOUCH_PII_KEY_FILE",
+                vouch::config::Settings::for_database(&of.database_url).pii_key_file,
+            )
             .env("VOUCH_LOG", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

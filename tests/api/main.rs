@@ -24,6 +24,7 @@ mod log_capture;
 mod log_order;
 mod ops;
 mod orgs;
+mod pii;
 mod proxy;
 mod races;
 mod replay;

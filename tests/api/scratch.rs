@@ -38,7 +38,7 @@ fn database_prefix() -> String {
 
 /// A database of one test: created by the first service started on it,
 /// dropped (with its connections) when the last holder of the guard goes.
-/// Also removes the audit key file the test settings derive from its URL.
+/// Also removes the key files the test settings derive from its URL.
 #[derive(Debug)]
 pub struct TempDatabase {
     pub url: String,
@@ -58,8 +58,9 @@ impl TempDatabase {
 impl Drop for TempDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let key_file = vouch::config::Settings::for_database(&self.url).audit_key_file;
-        let _ = std::fs::remove_file(key_file);
+        let settings = vouch::config::Settings::for_database(&self.url);
+        let _ = std::fs::remove_file(settings.audit_key_file);
+        let _ = std::fs::remove_file(settings.pii_key_file);
         finish(async move {
             let Ok((client, conn)) =
                 tokio_postgres::connect(ADMIN_DATABASE, tokio_postgres::NoTls).await

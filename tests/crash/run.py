@@ -89,6 +89,7 @@ def main() -> int:
         "VOUCH_EXCHANGE": exchange,
         "VOUCH_AUDIT_QUEUE": queue,
         "VOUCH_AUDIT_KEY_FILE": os.path.join(workdir, "audit.key"),
+        "VOUCH_PII_KEY_FILE": os.path.join(workdir, "pii.key"),
         "VOUCH_RELAY": "true",
         "VOUCH_CHAINER": "true",
         "VOUCH_SIGNIN_EMAIL_FAILURES": "1000000",

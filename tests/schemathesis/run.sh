@@ -97,6 +97,7 @@ VOUCH_DATABASE_URL="$pg/$database" \
   VOUCH_BIND=127.0.0.1:0 \
   VOUCH_EXCHANGE="$exchange" \
   VOUCH_AUDIT_KEY_FILE="$work/audit.key" \
+  VOUCH_PII_KEY_FILE="$work/pii.key" \
   VOUCH_HTTP_WORKERS=2 \
   VOUCH_JWKS_PUBLISH_DELAY_SECONDS=0 \
   VOUCH_SIGNIN_EMAIL_FAILURES=1000000 \
@@ -188,9 +189,14 @@ if grep -q "^thread '.*' panicked at" "$vouch_log"; then
 fi
 
 # No secret in vouch's log: the bootstrap banner's key (printed once, by design,
-# to the same stream) is redacted first; the user's password is scanned for too.
+# to the same stream) is redacted first; the user's password and the key files'
+# secrets (audit signing seed, personal-data key-encryption key) are scanned for too.
 sed -i "s/$admin_key/[bootstrap admin key]/" "$vouch_log"
 printf '%s\n' "$user_password" >"$work/passwords.txt"
+for key_file in "$work/audit.key" "$work/pii.key"; do
+  [ -s "$key_file" ] || { echo "missing key file $key_file" >&2; failed=1; continue; }
+  printf '%s\n' "$(tr -d '[:space:]' <"$key_file")" >>"$work/passwords.txt"
+done
 log "log scan"
 if ! "$root/tests/scan_logs.sh" "$vouch_log" "$work/passwords.txt"; then
   echo "secrets in vouch's log: $vouch_log" >&2
