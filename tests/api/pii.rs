@@ -102,3 +102,74 @@ async fn data_keys_without_a_record_of_their_key_are_refused() {
     assert!(err.contains("missing"), "{err}");
     assert!(!missing.exists());
 }
+
+/// The keyring of `app`'s deployment, from its key file.
+fn keyring(app: &TestApp) -> vouch::pii::keyring::Keyring {
+    let path = Settings::for_database(&app.database_url).pii_key_file;
+    let secret = vouch::auth::key_file::read(&path, "pii").unwrap().unwrap();
+    vouch::pii::keyring::Keyring::new(vouch::pii::Kek::from_secret(&secret))
+}
+
+#[actix_web::test]
+async fn a_persons_data_key_is_made_once_and_erasure_destroys_it() {
+    use serde_json::json;
+    use vouch::pii::fields::{open_payload, seal_payload, ERASED};
+    let app = spawn_app().await;
+    let ring = keyring(&app);
+    let pool = vouch::store::connect(&app.database_url, 8).await.unwrap();
+    let (ada, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+
+    // Eight writers race to make Bob's key: they all get the one that was stored.
+    let racers = (0..8).map(|_| async {
+        let c = pool.get().await.unwrap();
+        ring.key_for_writing(&c, bob).await.unwrap().unwrap()
+    });
+    let keys = futures_util::future::join_all(racers).await;
+    let mut sealed = json!({"email": "bob@example.org"});
+    seal_payload(&keys[0], bob, "user.registered", &mut sealed);
+    for key in &keys {
+        let mut opened = sealed.clone();
+        open_payload(Some(key), bob, "user.registered", &mut opened).unwrap();
+        assert_eq!(opened["email"], "bob@example.org");
+    }
+
+    let c = pool.get().await.unwrap();
+    let key = ring.key_for_writing(&c, ada).await.unwrap().unwrap();
+    let mut stored = json!({"email": "ada@example.org", "name": "Ada"});
+    seal_payload(&key, ada, "user.registered", &mut stored);
+    let wrapped: Vec<u8> = c
+        .query_one(
+            "SELECT wrapped_key FROM pii_subject_keys WHERE subject_id = $1",
+            &[&ada],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrapped.len(), 24 + 32 + 16, "nonce, wrapped key, tag");
+
+    assert!(ring.erase(&c, ada).await.unwrap());
+    assert!(!ring.erase(&c, ada).await.unwrap(), "erased already");
+    let row = c
+        .query_one(
+            "SELECT wrapped_key IS NULL, erased_at IS NOT NULL FROM pii_subject_keys WHERE subject_id = $1",
+            &[&ada],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1));
+    assert!(
+        ring.key_for_writing(&c, ada).await.unwrap().is_none(),
+        "no new key after erasure"
+    );
+    let keys = ring.keys_for_reading(&c, &[ada, bob]).await.unwrap();
+    assert!(keys[&ada].is_none());
+    assert!(keys[&bob].is_some(), "Bob is untouched");
+    let mut shown = stored.clone();
+    open_payload(keys[&ada].as_ref(), ada, "user.registered", &mut shown).unwrap();
+    assert_eq!(shown, json!({"email": ERASED, "name": ERASED}));
+
+    // Someone never seen is recorded as erased, so nothing of theirs is sealed later.
+    let stranger = uuid::Uuid::new_v4();
+    assert!(ring.erase(&c, stranger).await.unwrap());
+    assert!(ring.key_for_writing(&c, stranger).await.unwrap().is_none());
+}

@@ -1,0 +1,176 @@
+//! Which fields of which events are personal, whose they are, and their
+//! sealed stored form: `"pii:v1:" + base64url(nonce || ciphertext || tag)` of
+//! the field's JSON value, bound to the person, the event type and the field.
+
+use super::keys::{DataKey, PiiError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The prefix of a sealed field's stored string.
+pub const SEALED_PREFIX: &str = "pii:v1:";
+
+/// What an erased person's field reads wherever an event is shown.
+pub const ERASED: &str = "[erased]";
+
+/// The personal fields of each event type that has any.
+const PERSONAL: [(&str, &[&str]); 3] = [
+    ("user.registered", &["email", "name"]),
+    ("user.renamed", &["name"]),
+    ("session.started", &["ip", "user_agent"]),
+];
+
+/// The personal fields of `event_type` (none for most types).
+pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
+    PERSONAL
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// Whose personal fields an event holds: the user of a user event, the
+/// `user_id` of a session's start; `None` for an event without any.
+pub fn subject_of(event_type: &str, stream_id: Uuid, data: &Value) -> Option<Uuid> {
+    if personal_fields(event_type).is_empty() {
+        return None;
+    }
+    match event_type.split_once('.').map(|(s, _)| s) {
+        Some("user") => Some(stream_id),
+        Some("session") => data
+            .get("user_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok()),
+        _ => None,
+    }
+}
+
+/// The associated data of one field: the person, the event type and the
+/// field, length-prefixed so that no two combinations collide.
+fn aad(subject: Uuid, event_type: &str, field: &str) -> Vec<u8> {
+    let mut aad = b"vouch pii v1".to_vec();
+    aad.extend_from_slice(subject.as_bytes());
+    for part in [event_type, field] {
+        aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}
+
+/// Whether a stored value is a sealed field.
+pub fn is_sealed(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| s.starts_with(SEALED_PREFIX))
+}
+
+/// Replaces each personal field of `data` that holds a value (not `null`) by
+/// its sealed form under `key`. Fields sealed already are left as they are.
+pub fn seal_payload(key: &DataKey, subject: Uuid, event_type: &str, data: &mut Value) {
+    let Value::Object(map) = data else { return };
+    for field in personal_fields(event_type) {
+        let Some(value) = map.get_mut(*field) else {
+            continue;
+        };
+        if value.is_null() || is_sealed(value) {
+            continue;
+        }
+        let plaintext = value.to_string();
+        let sealed = key.seal(&aad(subject, event_type, field), plaintext.as_bytes());
+        *value = Value::String(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)));
+    }
+}
+
+/// Opens each sealed field of `data`: with the person's key, back to the value
+/// written; without one (the person was erased), to [`ERASED`]. Values that
+/// are not sealed are left as they are.
+pub fn open_payload(
+    key: Option<&DataKey>,
+    subject: Uuid,
+    event_type: &str,
+    data: &mut Value,
+) -> Result<(), PiiError> {
+    let Value::Object(map) = data else {
+        return Ok(());
+    };
+    for field in personal_fields(event_type) {
+        let Some(value) = map.get_mut(*field) else {
+            continue;
+        };
+        let Some(encoded) = value.as_str().and_then(|s| s.strip_prefix(SEALED_PREFIX)) else {
+            continue;
+        };
+        *value = match key {
+            None => Value::String(ERASED.into()),
+            Some(key) => {
+                let sealed = URL_SAFE_NO_PAD
+                    .decode(encoded)
+                    .map_err(|_| PiiError::Undecryptable)?;
+                let plaintext = key.open(&aad(subject, event_type, field), &sealed)?;
+                serde_json::from_slice(&plaintext).map_err(|_| PiiError::Undecryptable)?
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn personal_fields_are_sealed_and_open_for_their_person_only() {
+        let (ada, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let key = DataKey::generate();
+        let written = json!({"email": "ada@example.org", "name": null});
+        let mut stored = written.clone();
+        seal_payload(&key, ada, "user.registered", &mut stored);
+        let text = stored.to_string();
+        assert!(!text.contains("ada@example.org"), "{text}");
+        assert!(is_sealed(&stored["email"]));
+        assert_eq!(stored["name"], Value::Null, "nothing to hide in null");
+        // Sealing twice changes nothing.
+        let again = {
+            let mut v = stored.clone();
+            seal_payload(&key, ada, "user.registered", &mut v);
+            v
+        };
+        assert_eq!(again, stored);
+
+        let mut opened = stored.clone();
+        open_payload(Some(&key), ada, "user.registered", &mut opened).unwrap();
+        assert_eq!(opened, written);
+        // Another person, another event type or another key: refused.
+        assert!(open_payload(Some(&key), bob, "user.registered", &mut stored.clone()).is_err());
+        let mut moved = json!({"name": stored["email"].clone()});
+        assert!(open_payload(Some(&key), ada, "user.renamed", &mut moved).is_err());
+        let other = DataKey::generate();
+        assert!(open_payload(Some(&other), ada, "user.registered", &mut stored.clone()).is_err());
+        // Without the key (erased): every sealed field reads as erased.
+        let mut erased = stored.clone();
+        open_payload(None, ada, "user.registered", &mut erased).unwrap();
+        assert_eq!(erased, json!({"email": ERASED, "name": null}));
+    }
+
+    #[test]
+    fn only_the_listed_fields_are_personal() {
+        let key = DataKey::generate();
+        let user = Uuid::new_v4();
+        let mut started = json!({
+            "user_id": user.to_string(), "refresh_token_hash": "ab", "ip": "203.0.113.7",
+            "user_agent": "curl/8", "expires_at": "2026-12-31T00:00:00Z",
+        });
+        assert_eq!(
+            subject_of("session.started", Uuid::new_v4(), &started),
+            Some(user)
+        );
+        seal_payload(&key, user, "session.started", &mut started);
+        assert!(is_sealed(&started["ip"]) && is_sealed(&started["user_agent"]));
+        assert_eq!(started["refresh_token_hash"], "ab");
+        assert_eq!(started["user_id"], user.to_string());
+        let mut revoked = json!({"reason": "x"});
+        seal_payload(&key, user, "api_key.revoked", &mut revoked);
+        assert_eq!(revoked, json!({"reason": "x"}));
+        assert_eq!(subject_of("api_key.revoked", user, &revoked), None);
+        assert_eq!(subject_of("user.renamed", user, &json!({})), Some(user));
+    }
+}
