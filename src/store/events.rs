@@ -274,20 +274,7 @@ pub async fn read_log_decoded(
     let rows = query_log(client, q, DECODED_COLUMNS).await?;
     rows.iter()
         .map(|r| {
-            let envelope = RecordedEvent {
-                position: r.try_get(0)?,
-                transaction_id: parse_xid(r.try_get(1)?)?,
-                event_id: r.try_get(2)?,
-                stream_type: r.try_get(3)?,
-                stream_id: r.try_get(4)?,
-                version: r.try_get(5)?,
-                event_type: r.try_get(6)?,
-                schema_version: r.try_get(7)?,
-                org_id: r.try_get(8)?,
-                data: Value::Null,
-                metadata: Value::Null,
-                occurred_at: r.try_get(10)?,
-            };
+            let envelope = recorded_with(r, Value::Null, Value::Null)?;
             let JsonText(json) = r.try_get(9)?;
             let event = AnyEvent::decode_json(&envelope.event_type, envelope.schema_version, json)
                 .map_err(|e| StoreError::Decode(e.to_string()))?;
@@ -296,9 +283,10 @@ pub async fn read_log_decoded(
         .collect()
 }
 
+/// [`LOG_COLUMNS`] with no metadata: the same positions, nothing sent.
 const DECODED_COLUMNS: &str =
     "position, transaction_id::text, event_id, stream_type, stream_id, version, \
-    event_type, schema_version, org_id, data, occurred_at";
+    event_type, schema_version, org_id, data, NULL::jsonb, occurred_at";
 
 /// A `json` or `jsonb` value as its JSON text, borrowed from the row.
 struct JsonText<'a>(&'a [u8]);
@@ -393,6 +381,11 @@ pub async fn find_log_end(client: &impl GenericClient) -> Result<Option<LogPosit
 }
 
 pub(crate) fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
+    recorded_with(r, r.try_get(9)?, r.try_get(10)?)
+}
+
+/// A row of [`LOG_COLUMNS`] with its payload and metadata given.
+fn recorded_with(r: &Row, data: Value, metadata: Value) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position: r.try_get(0)?,
         transaction_id: parse_xid(r.try_get(1)?)?,
@@ -403,8 +396,8 @@ pub(crate) fn recorded_from_row(r: &Row) -> Result<RecordedEvent, StoreError> {
         event_type: r.try_get(6)?,
         schema_version: r.try_get(7)?,
         org_id: r.try_get(8)?,
-        data: r.try_get(9)?,
-        metadata: r.try_get(10)?,
+        data,
+        metadata,
         occurred_at: r.try_get(11)?,
     })
 }
