@@ -31,7 +31,7 @@ case "$SCENARIO" in
   replay)
     ./target/release/vouch migrate --database-url "$PG/$DB" > /dev/null
     psql -h 127.0.0.1 -U postgres -d "$DB" -q -v events=1000000 -f bench/generate_log.sql
-    ./target/release/vouch replay --database-url "$PG/$DB" > "$WORK/replay.out" 2>&1 &
+    ./target/release/vouch replay --database-url "$PG/$DB" --pii-key-file "$WORK/pii.key" > "$WORK/replay.out" 2>&1 &
     RUN=$!; sleep 3; record 10; wait "$RUN"; SUMMARY=$(grep events/s "$WORK/replay.out") ;;
   relay)
     EXCHANGE="vouch.profile.$$"

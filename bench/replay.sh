@@ -10,7 +10,8 @@ URL="postgres://postgres@127.0.0.1:5432/$DB"
 KEYFILE=$(mktemp -u /tmp/vouch-bench-audit-XXXXXX.key)
 OUT=$(mktemp /tmp/vouch-bench-export-XXXXXX.jsonl)
 export VOUCH_LOG=warn
-trap 'rm -f "$OUT" "$KEYFILE"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)"' EXIT
+export VOUCH_PII_KEY_FILE=$(mktemp -u /tmp/vouch-bench-pii-XXXXXX.key)
+trap 'rm -f "$OUT" "$KEYFILE" "$VOUCH_PII_KEY_FILE"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)"' EXIT
 
 cargo build --release --quiet --bin vouch
 ./target/release/vouch migrate --database-url "$URL"

@@ -83,13 +83,16 @@ impl Application {
         migrate::run(&pool).await?;
         // Before the bootstrap too: a wrong key file stops an empty database
         // from starting as well, and the key is checked before anything is written.
-        let _pii_kek = crate::pii::startup::open_kek(&pool, &settings.pii_key_file).await?;
-        let app = App::new(pool, Policy::from_settings(&settings));
+        let keyring = crate::pii::keyring::Keyring::new(
+            crate::pii::startup::open_kek(&pool, &settings.pii_key_file).await?,
+        );
+        let app =
+            App::new(pool, Policy::from_settings(&settings)).with_personal_data(keyring.clone());
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;
         let relay_status = Arc::new(RelayStatus::default());
         let policy = crate::audit::chainer::CheckpointPolicy::from_settings(&settings);
-        let workers = start_workers(&settings, &app, &audit_key, &relay_status);
+        let workers = start_workers(&settings, &app, &keyring, &audit_key, &relay_status);
         let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
             audit_key.derive("vouch idempotency v1"),
         ));
@@ -191,6 +194,7 @@ impl Application {
 fn start_workers(
     settings: &Settings,
     app: &App,
+    keyring: &crate::pii::keyring::Keyring,
     audit_key: &crate::audit::key::AuditKey,
     relay_status: &Arc<RelayStatus>,
 ) -> Workers {
@@ -215,6 +219,7 @@ fn start_workers(
             amqp_url: settings.amqp_url.clone(),
             exchange: settings.exchange.clone(),
             batch: settings.relay_batch.clamp(1, 10_000),
+            keyring: keyring.clone(),
         };
         let relay = relay::run(app.pool().clone(), config, relay_status.clone());
         workers.spawn_until_stopped("relay", relay);

@@ -111,7 +111,8 @@ impl App {
             stream_id: filter.stream_id,
             unbounded: false,
         };
-        let items = events::read_log(&client, &query).await?;
+        let mut items = events::read_log(&client, &query).await?;
+        self.open_recorded(&client, &mut items).await?;
         let next_cursor = match items.last() {
             Some(last) if items.len() as i64 == filter.limit => {
                 Some(LogCursor(last.cursor()).encode())

@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod orgs;
 mod pages;
 mod passwords;
+mod personal;
 pub mod replay;
 mod runner;
 pub mod sessions;
@@ -81,6 +82,7 @@ pub struct App {
     usage: Arc<usage::KeyUsage>,
     in_flight: Arc<idempotency::InFlight>,
     wakeups: Arc<crate::instance::notifier::Wakeups>,
+    pii: Option<crate::pii::keyring::Keyring>,
 }
 
 impl App {
@@ -100,7 +102,16 @@ impl App {
             usage: Arc::default(),
             in_flight: Arc::default(),
             wakeups: Arc::default(),
+            pii: None,
         }
+    }
+
+    /// The same application, sealing and opening personal fields with
+    /// `keyring`. Without one, commands that write personal data, and reads
+    /// of events that hold any, fail.
+    pub fn with_personal_data(mut self, keyring: crate::pii::keyring::Keyring) -> Self {
+        self.pii = Some(keyring);
+        self
     }
 
     /// The connection pool.

@@ -6,6 +6,7 @@
 //! - until: the state as of a time or position, into a schema the user names.
 
 use crate::domain::stored::AnyEvent;
+use crate::pii::keyring::{Keyring, StoredPayload};
 use crate::store::events::{read_log_decoded, LogPosition, LogQuery, RecordedEvent};
 use crate::store::replay::{self as sql, READ_MODELS};
 use crate::store::{self, projections, Pool, StoreError};
@@ -74,6 +75,12 @@ pub enum ReplayError {
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
+    /// The personal-data key was refused.
+    #[error(transparent)]
+    PiiKey(#[from] crate::pii::startup::KekError),
+    /// A person's data key or sealed field could not be used.
+    #[error(transparent)]
+    Keyring(#[from] crate::pii::keyring::KeyringError),
 }
 
 impl From<deadpool_postgres::PoolError> for ReplayError {
@@ -99,12 +106,14 @@ pub trait Progress {
 /// Replays the log of the database at `database_url`.
 pub async fn replay(
     database_url: &str,
+    pii_key_file: &std::path::Path,
     mode: Mode,
     progress: &dyn Progress,
 ) -> Result<Report, ReplayError> {
     let started = Instant::now();
     let main = store::connect(database_url, 3).await?;
     store::migrate::run(&main).await?;
+    let keyring = Keyring::new(crate::pii::startup::open_kek(&main, pii_key_file).await?);
     let stamp = format!(
         "{}_{}",
         std::process::id(),
@@ -133,7 +142,16 @@ pub async fn replay(
     drop(client);
     progress.start(total.max(0) as u64);
     sql::create_scratch(&main.get().await?, &schema).await?;
-    let outcome = rebuild_then(&main, database_url, &schema, &mode, cutoff, progress).await;
+    let outcome = rebuild_then(
+        &main,
+        &keyring,
+        database_url,
+        &schema,
+        &mode,
+        cutoff,
+        progress,
+    )
+    .await;
     if !matches!(mode, Mode::Until { .. }) || outcome.is_err() {
         let _ = sql::drop_schema(&main.get().await?, &schema).await;
     }
@@ -144,6 +162,7 @@ pub async fn replay(
 
 async fn rebuild_then(
     main: &Pool,
+    keyring: &Keyring,
     database_url: &str,
     schema: &str,
     mode: &Mode,
@@ -153,8 +172,12 @@ async fn rebuild_then(
     let scratch = store::connect_in_schema(database_url, schema).await?;
     let mut report = Report::default();
     let mut scratch_client = scratch.get().await?;
+    let log = Log {
+        pool: main,
+        keyring,
+    };
     let after = apply_all(
-        main,
+        &log,
         &mut scratch_client,
         LogPosition::default(),
         false,
@@ -181,7 +204,7 @@ async fn rebuild_then(
     let tx = client.transaction().await?;
     sql::lock_live(&tx, lock).await?;
     apply_all(
-        main,
+        &log,
         &mut scratch_client,
         after,
         true,
@@ -207,7 +230,7 @@ async fn rebuild_then(
 /// [`READ_AHEAD`] batches, so reading the log and writing the read models
 /// overlap and neither waits for the other's slower batches.
 async fn apply_all(
-    reader: &Pool,
+    log: &Log<'_>,
     scratch: &mut deadpool_postgres::Client,
     after: LogPosition,
     unbounded: bool,
@@ -215,7 +238,7 @@ async fn apply_all(
     report: &mut Report,
     progress: &dyn Progress,
 ) -> Result<LogPosition, ReplayError> {
-    let reader = reader.get().await?;
+    let reader = log.pool.get().await?;
     let (batches, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
     let read = async move {
         let mut after = after;
@@ -226,7 +249,12 @@ async fn apply_all(
                 unbounded,
                 ..LogQuery::default()
             };
-            let events = read_log_decoded(&reader, &query).await?;
+            let events = open_and_decode(
+                &reader,
+                log.keyring,
+                read_log_decoded(&reader, &query).await?,
+            )
+            .await?;
             let Some(last) = events.last().map(|(e, _)| e.cursor()) else {
                 return Ok::<_, ReplayError>(after);
             };
@@ -253,6 +281,42 @@ async fn apply_all(
     };
     let (last, ()) = futures_util::future::try_join(read, apply).await?;
     Ok(last)
+}
+
+/// Where replay reads the log from, and the keys its personal fields open with.
+struct Log<'a> {
+    pool: &'a Pool,
+    keyring: &'a Keyring,
+}
+
+/// Opens the sealed fields of the events left undecoded (those with personal
+/// fields) and decodes them: an erased person's fields read as erased.
+async fn open_and_decode(
+    client: &impl deadpool_postgres::GenericClient,
+    keyring: &Keyring,
+    mut events: Vec<(RecordedEvent, Option<AnyEvent>)>,
+) -> Result<Vec<(RecordedEvent, AnyEvent)>, ReplayError> {
+    let sealed = events
+        .iter_mut()
+        .filter(|(_, decoded)| decoded.is_none())
+        .map(|(e, _)| StoredPayload {
+            event_type: &e.event_type,
+            stream_id: e.stream_id,
+            data: &mut e.data,
+        })
+        .collect();
+    keyring.open_payloads(client, sealed).await?;
+    events
+        .into_iter()
+        .map(|(mut e, decoded)| {
+            let event = match decoded {
+                Some(event) => event,
+                None => AnyEvent::decode(&e.event_type, e.schema_version, e.data.take())
+                    .map_err(|err| ReplayError::Store(StoreError::Decode(err.to_string())))?,
+            };
+            Ok((e, event))
+        })
+        .collect()
 }
 
 /// The read models a replay rebuilds.

@@ -24,7 +24,16 @@ impl App {
         client: &impl GenericClient,
         stream_id: Uuid,
     ) -> Result<Loaded<A>, AppError> {
-        let stored = events::read_stream(client, A::STREAM_TYPE, stream_id).await?;
+        let mut stored = events::read_stream(client, A::STREAM_TYPE, stream_id).await?;
+        let payloads = stored
+            .iter_mut()
+            .map(|e| crate::pii::keyring::StoredPayload {
+                event_type: &e.event_type,
+                stream_id,
+                data: &mut e.data,
+            })
+            .collect();
+        self.open(client, payloads).await?;
         let mut state = A::default();
         let mut version = 0;
         for e in stored {
@@ -90,6 +99,7 @@ impl App {
             crate::store::idempotency::claim(&c.scope, &c.key, &c.fingerprint, self.clock.now())
         });
         let client = self.pool.get().await?;
+        self.seal(&client, &mut recorded).await?;
         append::commit_pipelined(&client, first, &mut recorded).await?;
         drop(client);
         self.committed(ctx, &recorded);
@@ -151,6 +161,7 @@ impl App {
         if recorded.is_empty() {
             return Ok(recorded);
         }
+        self.seal(tx, &mut recorded).await?;
         append::append_and_project(tx, &mut recorded).await?;
         Ok(recorded)
     }

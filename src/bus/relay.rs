@@ -37,6 +37,9 @@ pub struct RelayConfig {
     pub exchange: String,
     /// Events per publish batch.
     pub batch: i64,
+    /// Opens personal fields before they are published: subscribers get them
+    /// as written, or `"[erased]"` for an erased person.
+    pub keyring: crate::pii::keyring::Keyring,
 }
 
 /// The relay's state, for `/readyz` and `/metrics`.
@@ -59,6 +62,8 @@ enum RelayError {
     Store(#[from] crate::store::StoreError),
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    #[error("personal data: {0}")]
+    Personal(#[from] crate::pii::keyring::KeyringError),
     #[error("the broker returned {count} of {batch} events as unroutable (the first: {first}): bind a queue to the exchange with '#'")]
     Unroutable {
         count: usize,
@@ -166,7 +171,18 @@ async fn relay_while_connected(
                 limit: config.batch,
                 ..LogQuery::default()
             };
-            let events = read_log(&pool.get().await?, &query).await?;
+            let client = pool.get().await?;
+            let mut events = read_log(&client, &query).await?;
+            let payloads = events
+                .iter_mut()
+                .map(|e| crate::pii::keyring::StoredPayload {
+                    event_type: &e.event_type,
+                    stream_id: e.stream_id,
+                    data: &mut e.data,
+                })
+                .collect();
+            config.keyring.open_payloads(&client, payloads).await?;
+            drop(client);
             let Some(last) = events.last().map(RecordedEvent::cursor) else {
                 if let Some(batch) = in_flight.take() {
                     checkpoint(pool, status, batch).await?;

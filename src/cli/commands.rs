@@ -65,6 +65,7 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Replay {
             database_url,
+            pii_key_file,
             verify,
             until,
             schema,
@@ -90,7 +91,7 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 _ => Mode::Rebuild,
             };
             let progress = super::progress::TaskProgress::new("replay");
-            let report = replay(&database_url, mode.clone(), &progress).await?;
+            let report = replay(&database_url, &pii_key_file, mode.clone(), &progress).await?;
             println!("{}", progress.finish());
             match mode {
                 Mode::Verify if !report.drift.is_empty() => {

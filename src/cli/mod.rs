@@ -64,6 +64,9 @@ pub enum Command {
         /// Postgres URL.
         #[arg(long, env = "VOUCH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
+        /// The personal-data key file: sealed personal fields are opened with it.
+        #[arg(long, env = "VOUCH_PII_KEY_FILE", default_value = crate::config::DEFAULT_PII_KEY_FILE)]
+        pii_key_file: std::path::PathBuf,
         /// Compare a rebuild with the live tables; exit 1 on any drift.
         #[arg(long, conflicts_with = "until")]
         verify: bool,

@@ -1,9 +1,11 @@
 //! Each person's data key: created on first use, unwrapped with the KEK when
 //! needed, destroyed by erasure.
 
+use super::fields::{open_payload, subject_of};
 use super::keys::{DataKey, Kek, PiiError};
 use crate::store::{pii_keys, StoreError};
 use deadpool_postgres::GenericClient;
+use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -16,6 +18,19 @@ pub enum KeyringError {
     /// A stored data key does not unwrap with this KEK.
     #[error("the data key of {0} does not unwrap: {1}")]
     Unwrap(Uuid, PiiError),
+    /// A sealed field does not open with its person's key.
+    #[error("a personal field of {0} does not open: {1}")]
+    Open(Uuid, PiiError),
+}
+
+/// One stored payload whose sealed fields are to be opened in place.
+pub struct StoredPayload<'a> {
+    /// Stored event type.
+    pub event_type: &'a str,
+    /// The event's stream.
+    pub stream_id: Uuid,
+    /// The payload.
+    pub data: &'a mut Value,
 }
 
 /// The data keys of people, behind the KEK.
@@ -64,6 +79,35 @@ impl Keyring {
     /// opened again. Whether anything changed (false: erased already).
     pub async fn erase(&self, c: &impl GenericClient, subject: Uuid) -> Result<bool, KeyringError> {
         Ok(pii_keys::erase_data_key(c, subject).await?)
+    }
+
+    /// Opens the sealed fields of stored payloads: as written for the living,
+    /// `"[erased]"` for the erased (and for anyone whose key is gone). One
+    /// query for all their people.
+    pub async fn open_payloads(
+        &self,
+        c: &impl GenericClient,
+        mut payloads: Vec<StoredPayload<'_>>,
+    ) -> Result<(), KeyringError> {
+        let subjects: Vec<(usize, Uuid)> = payloads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| subject_of(p.event_type, p.stream_id, p.data).map(|s| (i, s)))
+            .collect();
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        let mut wanted: Vec<Uuid> = subjects.iter().map(|(_, s)| *s).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let keys = self.keys_for_reading(c, &wanted).await?;
+        for (i, subject) in subjects {
+            let p = &mut payloads[i];
+            let key = keys.get(&subject).and_then(Option::as_ref);
+            open_payload(key, subject, p.event_type, p.data)
+                .map_err(|e| KeyringError::Open(subject, e))?;
+        }
+        Ok(())
     }
 
     fn unwrap(&self, subject: Uuid, wrapped: &[u8]) -> Result<DataKey, KeyringError> {

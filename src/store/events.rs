@@ -266,19 +266,26 @@ pub async fn read_log(
 
 /// Reads the log as [`read_log`] does, for replay: each event decoded from its
 /// payload's JSON text, and the envelope without `data` and `metadata` (left
-/// `Null`: the projections never read them, and neither is fetched).
+/// `Null`: the projections never read them, and neither is fetched). An event
+/// with personal fields is not decoded here: its payload is left parsed in
+/// `data`, for the caller to open its sealed fields and decode it.
 pub async fn read_log_decoded(
     client: &impl GenericClient,
     q: &LogQuery,
-) -> Result<Vec<(RecordedEvent, AnyEvent)>, StoreError> {
+) -> Result<Vec<(RecordedEvent, Option<AnyEvent>)>, StoreError> {
     let rows = query_log(client, q, DECODED_COLUMNS).await?;
     rows.iter()
         .map(|r| {
-            let envelope = recorded_with(r, Value::Null, Value::Null)?;
+            let mut envelope = recorded_with(r, Value::Null, Value::Null)?;
             let JsonText(json) = r.try_get(9)?;
+            if !crate::pii::fields::personal_fields(&envelope.event_type).is_empty() {
+                envelope.data =
+                    serde_json::from_slice(json).map_err(|e| StoreError::Decode(e.to_string()))?;
+                return Ok((envelope, None));
+            }
             let event = AnyEvent::decode_json(&envelope.event_type, envelope.schema_version, json)
                 .map_err(|e| StoreError::Decode(e.to_string()))?;
-            Ok((envelope, event))
+            Ok((envelope, Some(event)))
         })
         .collect()
 }

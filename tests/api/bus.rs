@@ -156,6 +156,12 @@ async fn every_committed_event_arrives_once_in_stream_order_and_rollbacks_publis
         .filter(|e| e["type"] == "vouch.user.registered")
         .count();
     assert_eq!(registered, 1);
+    // Sealed in the log, personal fields reach subscribers as written.
+    let registration = arrived
+        .iter()
+        .find(|e| e["type"] == "vouch.user.registered")
+        .unwrap();
+    assert_eq!(registration["data"]["email"], "ada@example.org", "{registration}");
     let mut versions: HashMap<String, i64> = HashMap::new();
     for e in &arrived {
         let stream = e["subject"].as_str().unwrap().to_owned();

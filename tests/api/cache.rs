@@ -91,9 +91,14 @@ async fn a_replay_empties_every_cache() {
     let (_, key) = app.create_key(&org, &[]).await;
     assert!(app.is_valid(&key).await);
     assert!(app.app.cache().len().0 >= 1);
-    replay(&app.database_url, Mode::Rebuild, &crate::replay::Quiet)
-        .await
-        .unwrap();
+    replay(
+        &app.database_url,
+        &pii_key_file(&app.database_url),
+        Mode::Rebuild,
+        &crate::replay::Quiet,
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while app.app.cache().len().0 > 0 {
         assert!(

@@ -362,3 +362,9 @@ pub fn assert_error(res: &Response, status: u16, code: &str) {
     let header = res.headers.get("x-request-id").unwrap().to_str().unwrap();
     assert_eq!(res.body["request_id"], header);
 }
+
+/// The personal-data key file of the deployment on `database_url` (as
+/// `Settings::for_database` names it): what replay opens sealed fields with.
+pub fn pii_key_file(database_url: &str) -> std::path::PathBuf {
+    Settings::for_database(database_url).pii_key_file
+}

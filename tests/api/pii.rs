@@ -173,3 +173,128 @@ async fn a_persons_data_key_is_made_once_and_erasure_destroys_it() {
     assert!(ring.erase(&c, stranger).await.unwrap());
     assert!(ring.key_for_writing(&c, stranger).await.unwrap().is_none());
 }
+
+#[actix_web::test]
+async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
+    use serde_json::json;
+    use vouch::app::replay::{replay, Mode};
+    let app = spawn_app().await;
+    let (email, name, renamed) = (
+        "grace.hopper@example.org",
+        "Grace Brewster Hopper",
+        "Amazing Grace",
+    );
+    let agent = "HopperBrowser/1.0 (COBOL; FLOW-MATIC)";
+    let res = app
+        .request(
+            "POST",
+            "/v1/users",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "name": name})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let user = id(&res.body);
+    let signed_in = app
+        .client
+        .post(format!("{}/v1/sessions", app.address))
+        .insert_header(("User-Agent", agent))
+        .send_json(&json!({"email": email, "password": PASSWORD}))
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 201);
+    let res = app
+        .patch(
+            &format!("/v1/users/{user}"),
+            &app.admin_key,
+            json!({"name": renamed}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    // The log's payloads hold none of it, only sealed values.
+    let db = app.db().await;
+    let payloads: String = db
+        .query_one("SELECT string_agg(data::text, ' ') FROM auth_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    for plain in [email, name, renamed, agent] {
+        assert!(!payloads.contains(plain), "{plain} in the log's payloads");
+    }
+    let sealed: i64 = db
+        .query_one(
+            "SELECT count(*) FROM auth_events WHERE data->>'email' LIKE 'pii:v1:%' \
+               OR data->>'name' LIKE 'pii:v1:%' OR data->>'user_agent' LIKE 'pii:v1:%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sealed, 3, "registered, renamed, session started");
+
+    // Every reader gets them as written: the events API...
+    let events = app
+        .events_eventually(&format!("/v1/events?stream_id={user}"), &app.admin_key, 2)
+        .await;
+    let items = events.body["items"].as_array().unwrap();
+    assert_eq!(items[0]["data"]["email"], email);
+    assert_eq!(items[0]["data"]["name"], name);
+    assert_eq!(items[1]["data"]["name"], renamed);
+    let started = app
+        .events_eventually("/v1/events?type=session.started", &app.admin_key, 1)
+        .await;
+    assert_eq!(started.body["items"][0]["data"]["user_agent"], agent);
+    // ...the commands, which fold the stream (renaming to the same name is no change)...
+    let res = app
+        .patch(
+            &format!("/v1/users/{user}"),
+            &app.admin_key,
+            json!({"name": renamed}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(app.count_events("user.renamed").await, 1);
+    // ...and replay: the rebuilt read model is the live one, and signs in.
+    let key_file = pii_key_file(&app.database_url);
+    let report = replay(
+        &app.database_url,
+        &key_file,
+        Mode::Verify,
+        &crate::replay::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.drift, vec![]);
+    replay(
+        &app.database_url,
+        &key_file,
+        Mode::Rebuild,
+        &crate::replay::Quiet,
+    )
+    .await
+    .unwrap();
+    let res = app.get(&format!("/v1/users/{user}"), &app.admin_key).await;
+    assert_eq!(
+        (res.body["email"].as_str(), res.body["name"].as_str()),
+        (Some(email), Some(renamed))
+    );
+    assert_eq!(app.sign_in(email, PASSWORD).await.status, 201);
+}
+
+#[actix_web::test]
+async fn replay_refuses_another_deployments_key() {
+    use vouch::app::replay::{replay, Mode};
+    let app = spawn_app().await;
+    let other = spawn_app().await;
+    let err = replay(
+        &app.database_url,
+        &pii_key_file(&other.database_url),
+        Mode::Verify,
+        &crate::replay::Quiet,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("holds another key"), "{err}");
+}

@@ -1,0 +1,74 @@
+//! Personal fields at the application's edge to the log: sealed with their
+//! person's data key before an event is appended, opened after the log is
+//! read (see `docs/personal-data.md`).
+
+use super::{App, AppError};
+use crate::pii::fields::{seal_payload, subject_of};
+use crate::pii::keyring::{Keyring, KeyringError, StoredPayload};
+use crate::store::events::{RecordedEvent, TypedEvent};
+use deadpool_postgres::GenericClient;
+
+impl From<KeyringError> for AppError {
+    fn from(e: KeyringError) -> Self {
+        match e {
+            KeyringError::Store(e) => e.into(),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl App {
+    fn keyring(&self) -> Result<&Keyring, AppError> {
+        self.pii
+            .as_ref()
+            .ok_or_else(|| AppError::Internal("no personal-data key is loaded".into()))
+    }
+
+    /// Seals the personal fields of events about to be appended. A person who
+    /// was erased gets nothing written: 404.
+    pub(crate) async fn seal(
+        &self,
+        client: &impl GenericClient,
+        recorded: &mut [TypedEvent],
+    ) -> Result<(), AppError> {
+        for e in recorded.iter_mut() {
+            let env = &mut e.envelope;
+            let Some(subject) = subject_of(&env.event_type, env.stream_id, &env.data) else {
+                continue;
+            };
+            let key = self
+                .keyring()?
+                .key_for_writing(client, subject)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            seal_payload(&key, subject, &env.event_type, &mut env.data);
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed fields of stored payloads (see [`Keyring::open_payloads`]).
+    pub(crate) async fn open(
+        &self,
+        client: &impl GenericClient,
+        payloads: Vec<StoredPayload<'_>>,
+    ) -> Result<(), AppError> {
+        Ok(self.keyring()?.open_payloads(client, payloads).await?)
+    }
+
+    /// Opens the sealed fields of events read from the log.
+    pub(crate) async fn open_recorded(
+        &self,
+        client: &impl GenericClient,
+        events: &mut [RecordedEvent],
+    ) -> Result<(), AppError> {
+        let payloads = events
+            .iter_mut()
+            .map(|e| StoredPayload {
+                event_type: &e.event_type,
+                stream_id: e.stream_id,
+                data: &mut e.data,
+            })
+            .collect();
+        self.open(client, payloads).await
+    }
+}
