@@ -3,10 +3,11 @@
 //! read (see `docs/personal-data.md`).
 
 use super::{App, AppError};
-use crate::pii::fields::{seal_payload, subject_of};
+use crate::pii::fields::{metadata_subject, seal_metadata, seal_payload, subject_of};
 use crate::pii::keyring::{Keyring, KeyringError, StoredPayload};
 use crate::store::events::{RecordedEvent, TypedEvent};
 use deadpool_postgres::GenericClient;
+use uuid::Uuid;
 
 impl From<KeyringError> for AppError {
     fn from(e: KeyringError) -> Self {
@@ -33,17 +34,28 @@ impl App {
     ) -> Result<(), AppError> {
         for e in recorded.iter_mut() {
             let env = &mut e.envelope;
-            let Some(subject) = subject_of(&env.event_type, env.stream_id, &env.data) else {
-                continue;
-            };
-            let key = self
-                .keyring()?
-                .key_for_writing(client, subject)
-                .await?
-                .ok_or(AppError::NotFound)?;
-            seal_payload(&key, subject, &env.event_type, &mut env.data);
+            if let Some(subject) = subject_of(&env.event_type, env.stream_id, &env.data) {
+                let key = self.key_for_writing(client, subject).await?;
+                seal_payload(&key, subject, &env.event_type, &mut env.data);
+            }
+            let by = metadata_subject(&env.event_type, env.stream_id, &env.data, &env.metadata);
+            if let Some(subject) = by {
+                let key = self.key_for_writing(client, subject).await?;
+                seal_metadata(&key, subject, &mut env.metadata);
+            }
         }
         Ok(())
+    }
+
+    async fn key_for_writing(
+        &self,
+        client: &impl GenericClient,
+        subject: Uuid,
+    ) -> Result<crate::pii::DataKey, AppError> {
+        self.keyring()?
+            .key_for_writing(client, subject)
+            .await?
+            .ok_or(AppError::NotFound)
     }
 
     /// Opens the sealed fields of stored payloads (see [`Keyring::open_payloads`]).
@@ -67,6 +79,7 @@ impl App {
                 event_type: &e.event_type,
                 stream_id: e.stream_id,
                 data: &mut e.data,
+                metadata: Some(&mut e.metadata),
             })
             .collect();
         self.open(client, payloads).await

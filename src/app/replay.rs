@@ -303,6 +303,7 @@ async fn open_and_decode(
             event_type: &e.event_type,
             stream_id: e.stream_id,
             data: &mut e.data,
+            metadata: None,
         })
         .collect();
     keyring.open_payloads(client, sealed).await?;

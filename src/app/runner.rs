@@ -31,6 +31,7 @@ impl App {
                 event_type: &e.event_type,
                 stream_id,
                 data: &mut e.data,
+                metadata: None,
             })
             .collect();
         self.open(client, payloads).await?;

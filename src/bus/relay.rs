@@ -179,6 +179,7 @@ async fn relay_while_connected(
                     event_type: &e.event_type,
                     stream_id: e.stream_id,
                     data: &mut e.data,
+                    metadata: Some(&mut e.metadata),
                 })
                 .collect();
             config.keyring.open_payloads(&client, payloads).await?;

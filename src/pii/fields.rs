@@ -65,18 +65,7 @@ pub fn is_sealed(value: &Value) -> bool {
 /// Replaces each personal field of `data` that holds a value (not `null`) by
 /// its sealed form under `key`. Fields sealed already are left as they are.
 pub fn seal_payload(key: &DataKey, subject: Uuid, event_type: &str, data: &mut Value) {
-    let Value::Object(map) = data else { return };
-    for field in personal_fields(event_type) {
-        let Some(value) = map.get_mut(*field) else {
-            continue;
-        };
-        if value.is_null() || is_sealed(value) {
-            continue;
-        }
-        let plaintext = value.to_string();
-        let sealed = key.seal(&aad(subject, event_type, field), plaintext.as_bytes());
-        *value = Value::String(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)));
-    }
+    seal_fields(key, subject, event_type, personal_fields(event_type), data);
 }
 
 /// Opens each sealed field of `data`: with the person's key, back to the value
@@ -88,10 +77,80 @@ pub fn open_payload(
     event_type: &str,
     data: &mut Value,
 ) -> Result<(), PiiError> {
+    open_fields(key, subject, event_type, personal_fields(event_type), data)
+}
+
+/// The personal fields of an event's metadata: the caller's address and agent.
+const METADATA_FIELDS: [&str; 2] = ["ip", "user_agent"];
+
+/// The scope a metadata field is sealed under, in place of an event type.
+const METADATA_SCOPE: &str = "metadata";
+
+/// Whose the caller's address and user agent in `metadata` are: the signed-in
+/// user who acted; for a caller not signed in, the person a user or session
+/// event is about (signing up, signing in, failing to). A caller with an API
+/// key is an org's machine, and the system is no one: `None`.
+pub fn metadata_subject(
+    event_type: &str,
+    stream_id: Uuid,
+    data: &Value,
+    metadata: &Value,
+) -> Option<Uuid> {
+    let actor = &metadata["actor"];
+    match actor["type"].as_str() {
+        Some("user") => actor["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()),
+        Some("anonymous") => match event_type.split_once('.').map(|(s, _)| s) {
+            Some("user") => Some(stream_id),
+            Some("session") => data
+                .get("user_id")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Seals the caller's address and user agent in `metadata` for `subject`.
+pub fn seal_metadata(key: &DataKey, subject: Uuid, metadata: &mut Value) {
+    seal_fields(key, subject, METADATA_SCOPE, &METADATA_FIELDS, metadata);
+}
+
+/// Opens what [`seal_metadata`] sealed (or reads [`ERASED`] without a key).
+pub fn open_metadata(
+    key: Option<&DataKey>,
+    subject: Uuid,
+    metadata: &mut Value,
+) -> Result<(), PiiError> {
+    open_fields(key, subject, METADATA_SCOPE, &METADATA_FIELDS, metadata)
+}
+
+fn seal_fields(key: &DataKey, subject: Uuid, scope: &str, fields: &[&str], data: &mut Value) {
+    let Value::Object(map) = data else { return };
+    for field in fields {
+        let Some(value) = map.get_mut(*field) else {
+            continue;
+        };
+        if value.is_null() || is_sealed(value) {
+            continue;
+        }
+        let plaintext = value.to_string();
+        let sealed = key.seal(&aad(subject, scope, field), plaintext.as_bytes());
+        *value = Value::String(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)));
+    }
+}
+
+fn open_fields(
+    key: Option<&DataKey>,
+    subject: Uuid,
+    scope: &str,
+    fields: &[&str],
+    data: &mut Value,
+) -> Result<(), PiiError> {
     let Value::Object(map) = data else {
         return Ok(());
     };
-    for field in personal_fields(event_type) {
+    for field in fields {
         let Some(value) = map.get_mut(*field) else {
             continue;
         };
@@ -104,7 +163,7 @@ pub fn open_payload(
                 let sealed = URL_SAFE_NO_PAD
                     .decode(encoded)
                     .map_err(|_| PiiError::Undecryptable)?;
-                let plaintext = key.open(&aad(subject, event_type, field), &sealed)?;
+                let plaintext = key.open(&aad(subject, scope, field), &sealed)?;
                 serde_json::from_slice(&plaintext).map_err(|_| PiiError::Undecryptable)?
             }
         };
@@ -149,6 +208,54 @@ mod tests {
         let mut erased = stored.clone();
         open_payload(None, ada, "user.registered", &mut erased).unwrap();
         assert_eq!(erased, json!({"email": ERASED, "name": null}));
+    }
+
+    #[test]
+    fn a_callers_address_belongs_to_the_person_who_acted() {
+        let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let signed_in =
+            json!({"actor": {"type": "user", "id": user.to_string()}, "ip": "198.51.100.4"});
+        assert_eq!(
+            metadata_subject("org.created", other, &json!({}), &signed_in),
+            Some(user)
+        );
+        let anonymous = json!({"actor": {"type": "anonymous"}, "ip": "198.51.100.4"});
+        assert_eq!(
+            metadata_subject("user.registered", user, &json!({}), &anonymous),
+            Some(user)
+        );
+        let start = json!({"user_id": user.to_string()});
+        assert_eq!(
+            metadata_subject("session.started", other, &start, &anonymous),
+            Some(user)
+        );
+        assert_eq!(
+            metadata_subject("org.created", other, &json!({}), &anonymous),
+            None
+        );
+        let machine = json!({"actor": {"type": "api_key", "id": other.to_string()}});
+        assert_eq!(
+            metadata_subject("user.registered", user, &json!({}), &machine),
+            None
+        );
+
+        let key = DataKey::generate();
+        let mut metadata = json!({
+            "actor": {"type": "anonymous"}, "request_id": "r1",
+            "ip": "198.51.100.4", "user_agent": "curl/8",
+        });
+        let written = metadata.clone();
+        seal_metadata(&key, user, &mut metadata);
+        assert!(is_sealed(&metadata["ip"]) && is_sealed(&metadata["user_agent"]));
+        assert_eq!(metadata["request_id"], "r1");
+        // A metadata seal does not open as a payload field of the same name.
+        let mut as_payload = json!({"ip": metadata["ip"].clone()});
+        assert!(open_payload(Some(&key), user, "session.started", &mut as_payload).is_err());
+        let mut opened = metadata.clone();
+        open_metadata(Some(&key), user, &mut opened).unwrap();
+        assert_eq!(opened, written);
+        open_metadata(None, user, &mut metadata).unwrap();
+        assert_eq!(metadata["ip"], ERASED);
     }
 
     #[test]

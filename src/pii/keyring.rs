@@ -1,7 +1,7 @@
 //! Each person's data key: created on first use, unwrapped with the KEK when
 //! needed, destroyed by erasure.
 
-use super::fields::{open_payload, subject_of};
+use super::fields::{metadata_subject, open_metadata, open_payload, subject_of};
 use super::keys::{DataKey, Kek, PiiError};
 use crate::store::{pii_keys, StoreError};
 use deadpool_postgres::GenericClient;
@@ -31,6 +31,8 @@ pub struct StoredPayload<'a> {
     pub stream_id: Uuid,
     /// The payload.
     pub data: &'a mut Value,
+    /// The event's metadata, when it was read (its caller's address and agent).
+    pub metadata: Option<&'a mut Value>,
 }
 
 /// The data keys of people, behind the KEK.
@@ -89,23 +91,41 @@ impl Keyring {
         c: &impl GenericClient,
         mut payloads: Vec<StoredPayload<'_>>,
     ) -> Result<(), KeyringError> {
-        let subjects: Vec<(usize, Uuid)> = payloads
+        // (payload, subject of its data, subject of its metadata)
+        let subjects: Vec<(usize, Option<Uuid>, Option<Uuid>)> = payloads
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| subject_of(p.event_type, p.stream_id, p.data).map(|s| (i, s)))
+            .map(|(i, p)| {
+                let data = subject_of(p.event_type, p.stream_id, p.data);
+                let metadata = p
+                    .metadata
+                    .as_deref()
+                    .and_then(|m| metadata_subject(p.event_type, p.stream_id, p.data, m));
+                (i, data, metadata)
+            })
+            .filter(|(_, d, m)| d.is_some() || m.is_some())
             .collect();
         if subjects.is_empty() {
             return Ok(());
         }
-        let mut wanted: Vec<Uuid> = subjects.iter().map(|(_, s)| *s).collect();
+        let mut wanted: Vec<Uuid> = subjects
+            .iter()
+            .flat_map(|(_, d, m)| [*d, *m])
+            .flatten()
+            .collect();
         wanted.sort_unstable();
         wanted.dedup();
         let keys = self.keys_for_reading(c, &wanted).await?;
-        for (i, subject) in subjects {
+        let key_of = |s: &Uuid| keys.get(s).and_then(Option::as_ref);
+        for (i, data_subject, metadata_subject) in subjects {
             let p = &mut payloads[i];
-            let key = keys.get(&subject).and_then(Option::as_ref);
-            open_payload(key, subject, p.event_type, p.data)
-                .map_err(|e| KeyringError::Open(subject, e))?;
+            if let Some(s) = data_subject {
+                open_payload(key_of(&s), s, p.event_type, p.data)
+                    .map_err(|e| KeyringError::Open(s, e))?;
+            }
+            if let (Some(s), Some(metadata)) = (metadata_subject, p.metadata.as_deref_mut()) {
+                open_metadata(key_of(&s), s, metadata).map_err(|e| KeyringError::Open(s, e))?;
+            }
         }
         Ok(())
     }

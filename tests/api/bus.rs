@@ -161,7 +161,10 @@ async fn every_committed_event_arrives_once_in_stream_order_and_rollbacks_publis
         .iter()
         .find(|e| e["type"] == "vouch.user.registered")
         .unwrap();
-    assert_eq!(registration["data"]["email"], "ada@example.org", "{registration}");
+    assert_eq!(
+        registration["data"]["email"], "ada@example.org",
+        "{registration}"
+    );
     let mut versions: HashMap<String, i64> = HashMap::new();
     for e in &arrived {
         let stream = e["subject"].as_str().unwrap().to_owned();

@@ -215,12 +215,15 @@ async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
     // The log's payloads hold none of it, only sealed values.
     let db = app.db().await;
     let payloads: String = db
-        .query_one("SELECT string_agg(data::text, ' ') FROM auth_events", &[])
+        .query_one(
+            "SELECT string_agg(data::text || ' ' || metadata::text, ' ') FROM auth_events",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     for plain in [email, name, renamed, agent] {
-        assert!(!payloads.contains(plain), "{plain} in the log's payloads");
+        assert!(!payloads.contains(plain), "{plain} in the log's payloads or metadata");
     }
     let sealed: i64 = db
         .query_one(
@@ -245,6 +248,20 @@ async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
         .events_eventually("/v1/events?type=session.started", &app.admin_key, 1)
         .await;
     assert_eq!(started.body["items"][0]["data"]["user_agent"], agent);
+    // The caller's agent in the metadata is the signing-in person's, sealed for them.
+    assert_eq!(started.body["items"][0]["metadata"]["user_agent"], agent);
+    let sealed_callers: (i64, i64) = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE metadata->>'ip' LIKE 'pii:v1:%'), \
+                    count(*) FILTER (WHERE metadata->>'user_agent' LIKE 'pii:v1:%') \
+             FROM auth_events",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    // The sign-up's and the sign-in's address; only the sign-in sent an agent.
+    assert_eq!(sealed_callers, (2, 1));
     // ...the commands, which fold the stream (renaming to the same name is no change)...
     let res = app
         .patch(
