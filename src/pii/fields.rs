@@ -37,12 +37,16 @@ pub fn subject_of(event_type: &str, stream_id: Uuid, data: &Value) -> Option<Uui
     }
     match event_type.split_once('.').map(|(s, _)| s) {
         Some("user") => Some(stream_id),
-        Some("session") => data
-            .get("user_id")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok()),
+        Some("session") => user_id_in(data),
         _ => None,
     }
+}
+
+/// The `user_id` a session event's payload names, if any.
+fn user_id_in(data: &Value) -> Option<Uuid> {
+    data.get("user_id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
 }
 
 /// The associated data of one field: the person, the event type and the
@@ -101,10 +105,7 @@ pub fn metadata_subject(
         Some("user") => actor["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()),
         Some("anonymous") => match event_type.split_once('.').map(|(s, _)| s) {
             Some("user") => Some(stream_id),
-            Some("session") => data
-                .get("user_id")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok()),
+            Some("session") => user_id_in(data),
             _ => None,
         },
         _ => None,

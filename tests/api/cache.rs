@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use vouch::app::replay::{replay, Mode};
+use vouch::app::replay::Mode;
 
 /// Waits until the instance's invalidation listener is up (the cache serves then).
 async fn listening(app: &TestApp) {
@@ -91,14 +91,7 @@ async fn a_replay_empties_every_cache() {
     let (_, key) = app.create_key(&org, &[]).await;
     assert!(app.is_valid(&key).await);
     assert!(app.app.cache().len().0 >= 1);
-    replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Rebuild,
-        &crate::replay::Quiet,
-    )
-    .await
-    .unwrap();
+    app.replay(Mode::Rebuild).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while app.app.cache().len().0 > 0 {
         assert!(

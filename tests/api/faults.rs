@@ -2,15 +2,14 @@
 //! under load gives 503 `unavailable`, never a 500, and vouch recovers on
 //! its own once the database is back.
 
-use crate::helpers::{assert_error, id, pii_key_file, spawn_app_with, Response, TestApp};
+use crate::helpers::{assert_error, id, spawn_app_with, Response, TestApp};
 use crate::proxy::Proxy;
-use crate::replay::Quiet;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vouch::app::replay::{replay, Mode};
+use vouch::app::replay::Mode;
 
 #[derive(Default)]
 struct Tally {
@@ -167,14 +166,7 @@ async fn a_database_cut_under_load_is_503_and_recovers_without_restart() {
             .get(0);
         assert_eq!(n, 1, "key {key_id} answered 201 but is not in the log");
     }
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert!(report.drift.is_empty(), "{:?}", report.drift);
 }
 

@@ -363,6 +363,17 @@ pub fn assert_error(res: &Response, status: u16, code: &str) {
     assert_eq!(res.body["request_id"], header);
 }
 
+impl TestApp {
+    /// `vouch replay` on this app's database, with its personal-data key file.
+    pub async fn replay(
+        &self,
+        mode: vouch::app::replay::Mode,
+    ) -> Result<vouch::app::replay::Report, vouch::app::replay::ReplayError> {
+        let key_file = pii_key_file(&self.database_url);
+        vouch::app::replay::replay(&self.database_url, &key_file, mode, &crate::replay::Quiet).await
+    }
+}
+
 /// The personal-data key file of the deployment on `database_url` (as
 /// `Settings::for_database` names it): what replay opens sealed fields with.
 pub fn pii_key_file(database_url: &str) -> std::path::PathBuf {

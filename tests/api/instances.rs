@@ -4,15 +4,12 @@
 //! on the others within the documented bound.
 
 use crate::bus::Subscriber;
-use crate::helpers::{
-    assert_error, id, pii_key_file, spawn_app_with, spawn_instance, Response, TestApp,
-};
-use crate::replay::Quiet;
+use crate::helpers::{assert_error, id, spawn_app_with, spawn_instance, Response, TestApp};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-use vouch::app::replay::{replay, Mode};
+use vouch::app::replay::Mode;
 use vouch::config::Settings;
 
 const RELAY_LOCK: i64 = 0x766f_7563_682d_726c;
@@ -208,14 +205,7 @@ async fn log_invariants(app: &TestApp) {
         count("SELECT count(DISTINCT stream_id) FROM auth_events WHERE event_type = 'api_key.revoked'").await,
         "one revocation per key"
     );
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert!(report.drift.is_empty(), "{:?}", report.drift);
 }
 

@@ -177,7 +177,7 @@ async fn a_persons_data_key_is_made_once_and_erasure_destroys_it() {
 #[actix_web::test]
 async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
     use serde_json::json;
-    use vouch::app::replay::{replay, Mode};
+    use vouch::app::replay::Mode;
     let app = spawn_app().await;
     let (email, name, renamed) = (
         "grace.hopper@example.org",
@@ -223,7 +223,10 @@ async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
         .unwrap()
         .get(0);
     for plain in [email, name, renamed, agent] {
-        assert!(!payloads.contains(plain), "{plain} in the log's payloads or metadata");
+        assert!(
+            !payloads.contains(plain),
+            "{plain} in the log's payloads or metadata"
+        );
     }
     let sealed: i64 = db
         .query_one(
@@ -273,24 +276,9 @@ async fn personal_fields_are_sealed_in_the_log_and_read_as_written() {
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(app.count_events("user.renamed").await, 1);
     // ...and replay: the rebuilt read model is the live one, and signs in.
-    let key_file = pii_key_file(&app.database_url);
-    let report = replay(
-        &app.database_url,
-        &key_file,
-        Mode::Verify,
-        &crate::replay::Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert_eq!(report.drift, vec![]);
-    replay(
-        &app.database_url,
-        &key_file,
-        Mode::Rebuild,
-        &crate::replay::Quiet,
-    )
-    .await
-    .unwrap();
+    app.replay(Mode::Rebuild).await.unwrap();
     let res = app.get(&format!("/v1/users/{user}"), &app.admin_key).await;
     assert_eq!(
         (res.body["email"].as_str(), res.body["name"].as_str()),

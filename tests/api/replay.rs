@@ -2,7 +2,7 @@ use crate::helpers::*;
 use futures_util::future::join_all;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use vouch::app::replay::{replay, Cutoff, Mode, Progress};
+use vouch::app::replay::{Cutoff, Mode, Progress};
 
 pub struct Quiet;
 
@@ -118,14 +118,7 @@ async fn table_json(app: &TestApp, schema: &str, table: &str) -> Vec<String> {
 async fn verify_finds_no_drift_after_thousands_of_concurrent_commands_and_rebuild_repairs_drift() {
     let app = spawn_app().await;
     random_history(&app, 1500, 7).await;
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert!(report.events > 1000, "{} events", report.events);
     assert_eq!(report.drift, vec![], "no drift");
 
@@ -134,35 +127,14 @@ async fn verify_finds_no_drift_after_thousands_of_concurrent_commands_and_rebuil
     db.batch_execute("UPDATE orgs SET name = 'tampered' WHERE slug = 'org-7-0'")
         .await
         .unwrap();
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert_eq!(report.drift.len(), 2, "{:?}", report.drift);
     assert!(report
         .drift
         .iter()
         .any(|(t, side, row)| t == "orgs" && *side == "live" && row.contains("tampered")));
-    replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Rebuild,
-        &Quiet,
-    )
-    .await
-    .unwrap();
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    app.replay(Mode::Rebuild).await.unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert_eq!(report.drift, vec![]);
     let name: String = db
         .query_one("SELECT name FROM orgs WHERE slug = 'org-7-0'", &[])
@@ -213,14 +185,7 @@ async fn the_state_until_a_past_position_equals_the_live_state_then() {
         cutoff: Cutoff::Position(position),
         schema: "as_of_then".into(),
     };
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        mode,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(mode).await.unwrap();
     assert!(report.applied < report.events);
     for (t, expected) in vouch::app::replay::read_models().iter().zip(&then) {
         assert_eq!(
@@ -234,28 +199,14 @@ async fn the_state_until_a_past_position_equals_the_live_state_then() {
         schema: "as_of_then".into(),
     };
     assert!(
-        replay(
-            &app.database_url,
-            &pii_key_file(&app.database_url),
-            again,
-            &Quiet
-        )
-        .await
-        .is_err(),
+        app.replay(again).await.is_err(),
         "an existing schema is refused"
     );
     let bad = Mode::Until {
         cutoff: Cutoff::Position(1),
         schema: "public".into(),
     };
-    assert!(replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        bad,
-        &Quiet
-    )
-    .await
-    .is_err());
+    assert!(app.replay(bad).await.is_err());
 }
 
 #[actix_web::test]
@@ -277,14 +228,7 @@ async fn a_rebuild_swaps_in_while_writers_run() {
     };
     let rebuild = async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        replay(
-            &app.database_url,
-            &pii_key_file(&app.database_url),
-            Mode::Rebuild,
-            &Quiet,
-        )
-        .await
-        .unwrap()
+        app.replay(Mode::Rebuild).await.unwrap()
     };
     tokio::join!(writers, rebuild);
     let db = app.db().await;
@@ -294,14 +238,7 @@ async fn a_rebuild_swaps_in_while_writers_run() {
         .unwrap()
         .get(0);
     assert_eq!(keys, app.count_events("api_key.created").await);
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert_eq!(report.drift, vec![]);
 }
 
@@ -326,14 +263,7 @@ async fn a_stored_v1_payload_is_read_as_v2_by_replay_and_by_commands() {
         )
         .await
         .unwrap();
-    replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Rebuild,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    app.replay(Mode::Rebuild).await.unwrap();
     let res = app
         .post(
             "/v1/keys/verify",
@@ -373,18 +303,7 @@ async fn a_stored_v1_payload_is_read_as_v2_by_replay_and_by_commands() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 2, "new events are written at the current version");
-    assert_eq!(
-        replay(
-            &app.database_url,
-            &pii_key_file(&app.database_url),
-            Mode::Verify,
-            &Quiet
-        )
-        .await
-        .unwrap()
-        .drift,
-        vec![]
-    );
+    assert_eq!(app.replay(Mode::Verify).await.unwrap().drift, vec![]);
 }
 
 #[actix_web::test]
@@ -434,14 +353,7 @@ async fn sessions_and_key_usage_survive_a_rebuild() {
     let sessions_before = table_json(&app, "public", "sessions").await;
     let tokens_before = table_json(&app, "public", "session_refresh_tokens").await;
 
-    replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Rebuild,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    app.replay(Mode::Rebuild).await.unwrap();
 
     assert_eq!(
         table_json(&app, "public", "sessions").await,
@@ -460,14 +372,7 @@ async fn sessions_and_key_usage_survive_a_rebuild() {
         .unwrap()
         .get(0);
     assert_eq!(at, "2026-01-02 03:04:05.678901+00");
-    let report = replay(
-        &app.database_url,
-        &pii_key_file(&app.database_url),
-        Mode::Verify,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let report = app.replay(Mode::Verify).await.unwrap();
     assert_eq!(report.drift, vec![]);
     // The rebuilt sessions still refresh.
     for token in kept {
