@@ -5,8 +5,10 @@
 use super::{App, AppError};
 use crate::pii::fields::{metadata_subject, seal_metadata, seal_payload, subject_of};
 use crate::pii::keyring::{Keyring, KeyringError, StoredPayload};
+use crate::pii::DataKey;
 use crate::store::events::{RecordedEvent, TypedEvent};
 use deadpool_postgres::GenericClient;
+use std::collections::hash_map::{Entry, HashMap};
 use uuid::Uuid;
 
 impl From<KeyringError> for AppError {
@@ -32,30 +34,42 @@ impl App {
         client: &impl GenericClient,
         recorded: &mut [TypedEvent],
     ) -> Result<(), AppError> {
+        // One look-up per person, however many of the command's events they are in.
+        let mut keys = HashMap::new();
         for e in recorded.iter_mut() {
             let env = &mut e.envelope;
             if let Some(subject) = subject_of(&env.event_type, env.stream_id, &env.data) {
-                let key = self.key_for_writing(client, subject).await?;
-                seal_payload(&key, subject, &env.event_type, &mut env.data);
+                let key = self.key_for_writing(client, &mut keys, subject).await?;
+                seal_payload(key, subject, &env.event_type, &mut env.data);
             }
             let by = metadata_subject(&env.event_type, env.stream_id, &env.data, &env.metadata);
             if let Some(subject) = by {
-                let key = self.key_for_writing(client, subject).await?;
-                seal_metadata(&key, subject, &mut env.metadata);
+                let key = self.key_for_writing(client, &mut keys, subject).await?;
+                seal_metadata(key, subject, &mut env.metadata);
             }
         }
         Ok(())
     }
 
-    async fn key_for_writing(
+    /// A person's key for sealing, from `keys` or else from the keyring (and
+    /// then kept in `keys`); 404 for an erased person.
+    async fn key_for_writing<'k>(
         &self,
         client: &impl GenericClient,
+        keys: &'k mut HashMap<Uuid, DataKey>,
         subject: Uuid,
-    ) -> Result<crate::pii::DataKey, AppError> {
-        self.keyring()?
-            .key_for_writing(client, subject)
-            .await?
-            .ok_or(AppError::NotFound)
+    ) -> Result<&'k DataKey, AppError> {
+        match keys.entry(subject) {
+            Entry::Occupied(known) => Ok(known.into_mut()),
+            Entry::Vacant(slot) => {
+                let key = self
+                    .keyring()?
+                    .key_for_writing(client, subject)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
+                Ok(slot.insert(key))
+            }
+        }
     }
 
     /// Opens the sealed fields of stored payloads (see [`Keyring::open_payloads`]).
