@@ -69,8 +69,13 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        // A wrapper that prints its source already (`#[error("…{0}")]` with
+        // `#[from]`) would otherwise say the same thing twice.
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
@@ -138,5 +143,15 @@ mod tests {
     fn the_chain_names_every_cause() {
         let e = Outer(std::io::Error::other("duplicate key value"));
         assert_eq!(error_chain(&e), "database: duplicate key value");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("key file: {0}")]
+    struct Prints(#[from] std::io::Error);
+
+    #[test]
+    fn a_cause_its_wrapper_printed_already_is_not_repeated() {
+        let e = Prints(std::io::Error::other("holds another key"));
+        assert_eq!(error_chain(&e), "key file: holds another key");
     }
 }
