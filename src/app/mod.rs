@@ -8,6 +8,7 @@ pub mod access;
 pub mod access_review;
 mod bootstrap;
 mod context;
+mod erasure;
 mod error;
 pub mod events;
 pub mod export;

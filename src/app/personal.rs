@@ -21,7 +21,7 @@ impl From<KeyringError> for AppError {
 }
 
 impl App {
-    fn keyring(&self) -> Result<&Keyring, AppError> {
+    pub(crate) fn keyring(&self) -> Result<&Keyring, AppError> {
         self.pii
             .as_ref()
             .ok_or_else(|| AppError::Internal("no personal-data key is loaded".into()))

@@ -110,7 +110,7 @@ impl App {
     /// What follows every commit: the claim is spent, this instance's cache
     /// forgets what was revoked (before the caller answers; other instances
     /// read it from the log, woken by this instance's notifier or their poll).
-    fn committed(&self, ctx: &Ctx, recorded: &[TypedEvent]) {
+    pub(crate) fn committed(&self, ctx: &Ctx, recorded: &[TypedEvent]) {
         if let Some(claim) = &ctx.idempotency {
             claim.mark_committed();
         }

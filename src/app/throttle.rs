@@ -33,6 +33,11 @@ impl App {
         email: &str,
         ip: Option<&str>,
     ) -> Result<Attempt, AppError> {
+        // The table holds keyed indexes of the email and address, never them.
+        let keyring = self.keyring()?;
+        let email = &keyring.blind("email", email);
+        let ip = ip.map(|ip| keyring.blind("ip", ip));
+        let ip = ip.as_deref();
         let policy = &self.policy.auth;
         let now = self.clock.now();
         let email_window = Duration::seconds(policy.signin_email_window_seconds);
@@ -70,6 +75,7 @@ impl App {
     /// Counts a sign-up from `ip`, or answers 429.
     pub(crate) async fn reserve_sign_up(&self, ip: Option<&str>) -> Result<(), AppError> {
         let Some(ip) = ip else { return Ok(()) };
+        let ip = &self.keyring()?.blind("ip", ip);
         let now = self.clock.now();
         let window = Duration::seconds(60);
         let mut client = self.pool.get().await?;

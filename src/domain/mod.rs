@@ -9,6 +9,7 @@ pub mod api_key;
 mod error;
 mod event;
 pub mod org;
+pub mod personal;
 pub mod session;
 pub mod signing_key;
 pub mod stored;

@@ -4,6 +4,7 @@
 //! already replaced means it leaked, so the whole session is revoked
 //! (`refresh_reuse`). There is no grace window (RFC 9700).
 
+use super::personal::Personal;
 use super::{Aggregate, DomainError, DomainEvent, StreamType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub enum RevokeReason {
     RefreshReuse,
     /// An admin or the user revoked it.
     Admin,
+    /// The user was erased.
+    UserErased,
 }
 
 impl RevokeReason {
@@ -35,6 +38,7 @@ impl RevokeReason {
             Self::UserDisabled => "user_disabled",
             Self::RefreshReuse => "refresh_reuse",
             Self::Admin => "admin",
+            Self::UserErased => "user_erased",
         }
     }
 }
@@ -53,9 +57,9 @@ pub enum SessionEvent {
         /// When the session ends at the latest.
         expires_at: DateTime<Utc>,
         /// Client address; personal data.
-        ip: Option<String>,
+        ip: Option<Personal<String>>,
         /// Client user agent; personal data.
-        user_agent: Option<String>,
+        user_agent: Option<Personal<String>>,
     },
     /// The refresh token was exchanged for a new one.
     #[serde(rename = "session.refreshed")]
@@ -174,8 +178,8 @@ impl Aggregate for Session {
                     user_id: *user_id,
                     refresh_token_hash: refresh_token_hash.clone(),
                     expires_at: *expires_at,
-                    ip: ip.clone(),
-                    user_agent: user_agent.clone(),
+                    ip: ip.clone().map(Personal::from),
+                    user_agent: user_agent.clone().map(Personal::from),
                 }])
             }
             _ if self.user_id.is_none() => Err(DomainError::NotFound),

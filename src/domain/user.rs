@@ -1,5 +1,6 @@
 //! The user aggregate: registration, profile, password and access state.
 
+use super::personal::Personal;
 use super::values::{Email, UserName};
 use super::{Aggregate, DomainError, DomainEvent, StreamType};
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,9 @@ pub enum UserEvent {
     #[serde(rename = "user.registered")]
     Registered {
         /// Normalised email; personal data.
-        email: Email,
+        email: Personal<Email>,
         /// Display name; personal data.
-        name: Option<UserName>,
+        name: Option<Personal<UserName>>,
         /// argon2id PHC string; redacted whenever the event leaves the database.
         password_hash: String,
     },
@@ -22,7 +23,7 @@ pub enum UserEvent {
     #[serde(rename = "user.renamed")]
     Renamed {
         /// The new name; personal data.
-        name: UserName,
+        name: Personal<UserName>,
     },
     /// The password changed.
     #[serde(rename = "user.password_changed")]
@@ -39,6 +40,10 @@ pub enum UserEvent {
     /// The user may sign in again.
     #[serde(rename = "user.enabled")]
     Enabled {},
+    /// The person was forgotten: their personal fields can never be read
+    /// again, and the user can do nothing more.
+    #[serde(rename = "user.erased")]
+    Erased {},
     /// A sign-in with a wrong password (recorded behind throttling only).
     #[serde(rename = "user.login_failed")]
     LoginFailed {
@@ -83,12 +88,15 @@ pub enum UserCommand {
         /// Why it failed.
         reason: String,
     },
+    /// Forget the person.
+    Erase,
 }
 
 /// The state of one user, as far as its rules need it.
 #[derive(Debug, Clone, Default)]
 pub struct User {
     exists: bool,
+    erased: bool,
     name: Option<UserName>,
     disabled: bool,
 }
@@ -99,8 +107,14 @@ impl User {
         self.disabled
     }
 
+    /// Whether the person was erased.
+    pub fn is_erased(&self) -> bool {
+        self.erased
+    }
+
+    /// An erased user is gone for every command, as if never registered.
     fn require_exists(&self) -> Result<(), DomainError> {
-        if self.exists {
+        if self.exists && !self.erased {
             Ok(())
         } else {
             Err(DomainError::NotFound)
@@ -126,8 +140,8 @@ impl Aggregate for User {
                 return Err(DomainError::AlreadyExists);
             }
             return Ok(vec![E::Registered {
-                email: email.clone(),
-                name: name.clone(),
+                email: email.clone().into(),
+                name: name.clone().map(Personal::from),
                 password_hash: password_hash.clone(),
             }]);
         }
@@ -135,7 +149,9 @@ impl Aggregate for User {
         Ok(match command {
             C::Register { .. } => unreachable!("handled above"),
             C::Rename { name } if self.name.as_ref() == Some(name) => vec![],
-            C::Rename { name } => vec![E::Renamed { name: name.clone() }],
+            C::Rename { name } => vec![E::Renamed {
+                name: name.clone().into(),
+            }],
             C::ChangePassword { password_hash } => vec![E::PasswordChanged {
                 password_hash: password_hash.clone(),
             }],
@@ -148,6 +164,7 @@ impl Aggregate for User {
             C::RecordLoginFailure { reason } => vec![E::LoginFailed {
                 reason: reason.clone(),
             }],
+            C::Erase => vec![E::Erased {}],
         })
     }
 
@@ -155,9 +172,13 @@ impl Aggregate for User {
         match event {
             UserEvent::Registered { name, .. } => {
                 self.exists = true;
-                self.name = name.clone();
+                self.name = name.as_ref().and_then(Personal::known).cloned();
             }
-            UserEvent::Renamed { name } => self.name = Some(name.clone()),
+            UserEvent::Renamed { name } => self.name = name.known().cloned(),
+            UserEvent::Erased {} => {
+                self.erased = true;
+                self.name = None;
+            }
             UserEvent::Disabled { .. } => self.disabled = true,
             UserEvent::Enabled {} => self.disabled = false,
             UserEvent::PasswordChanged { .. } | UserEvent::LoginFailed { .. } => {}
@@ -175,7 +196,7 @@ mod tests {
 
     fn registered() -> E {
         E::Registered {
-            email: Email::parse("ada@example.org").unwrap(),
+            email: Email::parse("ada@example.org").unwrap().into(),
             name: None,
             password_hash: "$argon2id$x".into(),
         }
@@ -219,12 +240,19 @@ mod tests {
 
     #[test]
     fn renaming_to_the_same_name_changes_nothing() {
-        given::<User>([registered(), E::Renamed { name: name("Ada") }])
-            .when(C::Rename { name: name("Ada") })
-            .then_nothing();
+        given::<User>([
+            registered(),
+            E::Renamed {
+                name: name("Ada").into(),
+            },
+        ])
+        .when(C::Rename { name: name("Ada") })
+        .then_nothing();
         given::<User>([registered()])
             .when(C::Rename { name: name("Ada") })
-            .then([E::Renamed { name: name("Ada") }]);
+            .then([E::Renamed {
+                name: name("Ada").into(),
+            }]);
     }
 
     #[test]
@@ -264,5 +292,40 @@ mod tests {
         assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), registered());
         let (ty, data) = E::Enabled {}.to_stored().unwrap();
         assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), E::Enabled {});
+    }
+
+    #[test]
+    fn an_erased_user_is_gone_for_every_command() {
+        given::<User>([registered()])
+            .when(C::Erase)
+            .then([E::Erased {}]);
+        let erased = [registered(), E::Erased {}];
+        given::<User>(erased.clone())
+            .when(C::Erase)
+            .then_err(DomainError::NotFound);
+        given::<User>(erased.clone())
+            .when(C::Rename { name: name("Ada") })
+            .then_err(DomainError::NotFound);
+        given::<User>(erased)
+            .when(C::RecordLoginFailure {
+                reason: "wrong_password".into(),
+            })
+            .then_err(DomainError::NotFound);
+    }
+
+    #[test]
+    fn an_erased_registration_reads_back_as_erased() {
+        let data = serde_json::json!({
+            "email": "[erased]", "name": "[erased]", "password_hash": "$argon2id$x"
+        });
+        let event = UserEvent::from_stored("user.registered", data).unwrap();
+        assert_eq!(
+            event,
+            E::Registered {
+                email: Personal::Erased,
+                name: Some(Personal::Erased),
+                password_hash: "$argon2id$x".into(),
+            }
+        );
     }
 }

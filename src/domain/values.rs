@@ -107,6 +107,10 @@ fn parse_name(field: &'static str, raw: &str) -> Result<String, DomainError> {
             "must not contain invisible or control characters",
         ));
     }
+    if name == super::personal::ERASED {
+        // The mark of an erased field: a name reading it would look erased.
+        return Err(DomainError::invalid(field, "is reserved"));
+    }
     Ok(name.to_owned())
 }
 

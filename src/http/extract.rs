@@ -183,7 +183,9 @@ fn base_ctx(req: &HttpRequest) -> Ctx {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+        .map(|s| s.chars().take(512).collect::<String>())
+        // The mark of an erased field is no agent: recorded, it would read as erased.
+        .filter(|s| s != crate::domain::personal::ERASED);
     Ctx {
         caller: Caller::Anonymous,
         request_id,

@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::auth::password::NewPassword;
 use crate::domain::values::{Email, UserName};
 use actix_web::{web, HttpResponse};
+use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -51,6 +52,14 @@ pub struct Reason {
     /// Why, for the audit trail (up to 500 characters).
     #[schema(max_length = 500)]
     pub reason: Option<String>,
+}
+
+/// Erasure request: the user's own password; a `vouch:admin` caller sends no body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseUser {
+    /// The user's password now (required when the user erases themself).
+    pub current_password: Option<String>,
 }
 
 /// Checks an optional free-text reason.
@@ -141,4 +150,27 @@ pub async fn enable_user(
     parse_reason(body.reason)?;
     let user = app.set_user_disabled(&ctx, *id, false, None).await?;
     Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}
+
+/// Erases a user: the user themself (with `current_password`) or `vouch:admin`
+/// (no body). Sessions and memberships end, personal fields become unreadable
+/// everywhere, and the email is free again (`user.erased`).
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+    request_body(content = Option<EraseUser>, description = "The user's own password; empty for `vouch:admin`."),
+    responses((status = 204),
+              (status = 401, description = "`invalid_credentials`: wrong current password", body = ErrorBody),
+              (status = 404, description = "`not_found`: no such user, erased already, or not the caller", body = ErrorBody),
+              (status = 409, description = "`last_owner`: the user is the last owner of an org", body = ErrorBody),
+              (status = 422, description = "`validation_error`: `current_password` missing", body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many password attempts", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn erase_user(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    OptionalJson(body): OptionalJson<EraseUser>,
+) -> Result<HttpResponse, ApiError> {
+    let current = body.current_password.map(SecretString::from);
+    app.erase_user(&ctx, *id, current).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -11,8 +11,7 @@ use uuid::Uuid;
 /// The prefix of a sealed field's stored string.
 pub const SEALED_PREFIX: &str = "pii:v1:";
 
-/// What an erased person's field reads wherever an event is shown.
-pub const ERASED: &str = "[erased]";
+pub use crate::domain::personal::ERASED;
 
 /// The personal fields of each event type that has any.
 const PERSONAL: [(&str, &[&str]); 3] = [

@@ -77,6 +77,11 @@ impl Keyring {
         Ok(out)
     }
 
+    /// A keyed one-way index of a personal value (see [`Kek::blind`]).
+    pub fn blind(&self, scope: &str, value: &str) -> String {
+        self.kek.blind(scope, value)
+    }
+
     /// Destroys a person's data key: what was sealed with it can never be
     /// opened again. Whether anything changed (false: erased already).
     pub async fn erase(&self, c: &impl GenericClient, subject: Uuid) -> Result<bool, KeyringError> {

@@ -29,6 +29,7 @@ pub enum PiiError {
 pub struct Kek {
     cipher: XChaCha20Poly1305,
     fingerprint: String,
+    blind_index: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Kek {
@@ -43,11 +44,31 @@ impl Kek {
         let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else {
             unreachable!("HMAC takes keys of any length")
         };
+        let mut blind_index = mac.clone();
         mac.update(b"vouch pii kek fingerprint v1");
+        blind_index.update(b"vouch pii blind index v1");
+        let Ok(blind_index) =
+            <Hmac<Sha256> as Mac>::new_from_slice(&blind_index.finalize().into_bytes())
+        else {
+            unreachable!("HMAC takes keys of any length")
+        };
         Self {
             cipher: XChaCha20Poly1305::new(secret.into()),
             fingerprint: crate::auth::api_key::hex(&mac.finalize().into_bytes()),
+            blind_index,
         }
+    }
+
+    /// A keyed one-way index of a personal value (HMAC-SHA256 under a key
+    /// derived from the KEK, hex): equal values give equal indexes, and
+    /// nobody without the key file can turn one back into its value or test
+    /// a guess. `scope` keeps indexes of different kinds apart.
+    pub fn blind(&self, scope: &str, value: &str) -> String {
+        let mut mac = self.blind_index.clone();
+        mac.update(&(scope.len() as u32).to_be_bytes());
+        mac.update(scope.as_bytes());
+        mac.update(value.as_bytes());
+        crate::auth::api_key::hex(&mac.finalize().into_bytes())
     }
 
     /// A public, one-way name of this key (HMAC-SHA256 of a fixed label under
@@ -175,5 +196,16 @@ mod tests {
             key.seal(b"a", b"same"),
             "fresh nonce per seal"
         );
+    }
+
+    #[test]
+    fn blind_indexes_are_keyed_and_scoped() {
+        let (a, b) = (Kek::from_secret(&[1; 32]), Kek::from_secret(&[2; 32]));
+        let ip = "203.0.113.7";
+        assert_eq!(a.blind("ip", ip), a.blind("ip", ip));
+        assert_ne!(a.blind("ip", ip), b.blind("ip", ip), "another key");
+        assert_ne!(a.blind("ip", ip), a.blind("email", ip), "another scope");
+        assert_ne!(a.blind("ip", ip), a.fingerprint());
+        assert!(!a.blind("ip", ip).contains(ip));
     }
 }

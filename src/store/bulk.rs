@@ -148,8 +148,8 @@ struct SessionRow<'a> {
     refresh_token_hash: &'a String,
     created_at: &'a chrono::DateTime<chrono::Utc>,
     expires_at: &'a chrono::DateTime<chrono::Utc>,
-    ip: &'a Option<String>,
-    user_agent: &'a Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
     version: i32,
 }
 
@@ -170,8 +170,8 @@ fn session_row<'a>(e: &'a RecordedEvent, event: &'a AnyEvent) -> Option<SessionR
         refresh_token_hash,
         created_at: &e.occurred_at,
         expires_at,
-        ip,
-        user_agent,
+        ip: super::projections::known(ip),
+        user_agent: super::projections::known(user_agent),
         version: e.version,
     })
 }
@@ -183,8 +183,8 @@ fn session_values<'a>(s: &'a SessionRow<'_>) -> [&'a (dyn ToSql + Sync); 8] {
         s.refresh_token_hash,
         s.created_at,
         s.expires_at,
-        s.ip,
-        s.user_agent,
+        &s.ip,
+        &s.user_agent,
         &s.version,
     ]
 }

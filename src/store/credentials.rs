@@ -20,7 +20,7 @@ pub async fn lock_credential_for_session(
 ) -> Result<bool, StoreError> {
     let stmt = c
         .prepare_cached(
-            "SELECT NOT disabled AND password_hash = $2 FROM users WHERE id = $1 FOR SHARE",
+            "SELECT NOT disabled AND erased_at IS NULL AND password_hash = $2 FROM users WHERE id = $1 FOR SHARE",
         )
         .await?;
     let row = c.query_opt(&stmt, &[&user_id, &password_hash]).await?;
@@ -32,13 +32,15 @@ pub async fn lock_credential_for_session(
 
 /// Holds the user's row exclusively until the transaction ends, so that no
 /// session starts meanwhile; returns the user's current password hash, `None`
-/// for an unknown user.
+/// for an unknown or erased user.
 pub async fn lock_credential_for_change(
     c: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<String>, StoreError> {
     let stmt = c
-        .prepare_cached("SELECT password_hash FROM users WHERE id = $1 FOR UPDATE")
+        .prepare_cached(
+            "SELECT password_hash FROM users WHERE id = $1 AND erased_at IS NULL FOR UPDATE",
+        )
         .await?;
     let row = c.query_opt(&stmt, &[&user_id]).await?;
     Ok(match row {

@@ -33,8 +33,10 @@ fn member_row(r: &Row) -> Result<MemberRow, tokio_postgres::Error> {
     })
 }
 
+// An erased user is no one's member (erasure ends their memberships; a
+// membership added in a race with it stays hidden).
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.added_at \
-    FROM memberships m JOIN users u ON u.id = m.user_id";
+    FROM memberships m JOIN users u ON u.id = m.user_id AND u.erased_at IS NULL";
 
 /// The members of an org, oldest first.
 pub async fn find_members(

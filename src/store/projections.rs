@@ -8,6 +8,7 @@ use super::pipeline::{self, params, Write};
 use super::StoreError;
 use crate::domain::api_key::ApiKeyEvent;
 use crate::domain::org::OrgEvent;
+use crate::domain::personal::Personal;
 use crate::domain::session::SessionEvent;
 use crate::domain::signing_key::SigningKeyEvent;
 use crate::domain::stored::AnyEvent;
@@ -21,6 +22,12 @@ const USER_RENAMED: &str = "UPDATE users SET name = $2, updated_at = $3 WHERE id
 const USER_PASSWORD_CHANGED: &str =
     "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
 const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
+const USER_ERASED: &str =
+    "UPDATE users SET email = NULL, name = NULL, erased_at = $2, updated_at = $2 WHERE id = $1";
+// The sessions' rows are the session streams', but their address and agent
+// are the person's: erasure clears them wherever they are.
+const USER_SESSIONS_ERASED: &str =
+    "UPDATE sessions SET ip = NULL, user_agent = NULL WHERE user_id = $1 AND (ip IS NOT NULL OR user_agent IS NOT NULL)";
 const ORG_CREATED: &str =
     "INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)";
 const ORG_RENAMED: &str = "UPDATE orgs SET name = $2, updated_at = $3 WHERE id = $1";
@@ -44,11 +51,13 @@ const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm,
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 18] = [
+const STATEMENTS: [&str; 20] = [
     USER_REGISTERED,
     USER_RENAMED,
     USER_PASSWORD_CHANGED,
     USER_ACCESS_CHANGED,
+    USER_ERASED,
+    USER_SESSIONS_ERASED,
     ORG_CREATED,
     ORG_RENAMED,
     MEMBER_ADDED,
@@ -126,22 +135,25 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
             name,
             password_hash,
         } => {
-            let name = name.as_ref().map(|n| n.as_str().to_owned());
+            // An erased person's fields are rebuilt as they are: absent.
+            let name = name
+                .as_ref()
+                .and_then(Personal::known)
+                .map(|n| n.as_str().to_owned());
+            let email = email.known().map(|e| e.as_str().to_owned());
             vec![Write::new(
                 USER_REGISTERED,
-                params![
-                    id,
-                    email.as_str().to_owned(),
-                    name,
-                    password_hash.clone(),
-                    at
-                ],
+                params![id, email, name, password_hash.clone(), at],
             )]
         }
         UserEvent::Renamed { name } => vec![Write::new(
             USER_RENAMED,
-            params![id, name.as_str().to_owned(), at],
+            params![id, name.known().map(|n| n.as_str().to_owned()), at],
         )],
+        UserEvent::Erased {} => vec![
+            Write::new(USER_ERASED, params![id, at]),
+            Write::new(USER_SESSIONS_ERASED, params![id]),
+        ],
         UserEvent::PasswordChanged { password_hash } => vec![Write::new(
             USER_PASSWORD_CHANGED,
             params![id, password_hash.clone(), at],
@@ -207,6 +219,11 @@ fn api_key_writes(r: &RecordedEvent, event: &ApiKeyEvent) -> Vec<Write> {
     vec![write]
 }
 
+/// An optional personal text as the read model holds it: absent when erased.
+pub(crate) fn known(field: &Option<Personal<String>>) -> Option<String> {
+    field.as_ref().and_then(Personal::known).cloned()
+}
+
 fn session_writes(r: &RecordedEvent, event: &SessionEvent) -> Vec<Write> {
     let (id, at, version) = (r.stream_id, r.occurred_at, r.version);
     match event {
@@ -225,8 +242,8 @@ fn session_writes(r: &RecordedEvent, event: &SessionEvent) -> Vec<Write> {
                     refresh_token_hash.clone(),
                     at,
                     *expires_at,
-                    ip.clone(),
-                    user_agent.clone(),
+                    known(ip),
+                    known(user_agent),
                     version
                 ],
             ),

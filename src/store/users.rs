@@ -37,9 +37,9 @@ fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
     })
 }
 
-/// Finds a user by id.
+/// Finds a user by id; an erased user is found by no one.
 pub async fn find_user(c: &impl GenericClient, id: Uuid) -> Result<Option<UserRow>, StoreError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND erased_at IS NULL");
     query_opt(c, &sql, &[&id], user_row).await
 }
 
@@ -58,7 +58,10 @@ pub async fn find_emails(
     ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
     let rows = c
-        .query("SELECT id, email FROM users WHERE id = ANY($1)", &[&ids])
+        .query(
+            "SELECT id, email FROM users WHERE id = ANY($1) AND email IS NOT NULL",
+            &[&ids],
+        )
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))

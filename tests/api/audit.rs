@@ -21,7 +21,11 @@ fn temp(name: &str) -> TempPath {
     TempPath::new(name)
 }
 
-async fn export_to_file(app: &TestApp, key: &AuditKey, filter: ExportFilter) -> TempPath {
+pub(crate) async fn export_to_file(
+    app: &TestApp,
+    key: &AuditKey,
+    filter: ExportFilter,
+) -> TempPath {
     let pool = vouch::store::connect(&app.database_url, 2).await.unwrap();
     let policy = CheckpointPolicy {
         every_events: 1000,

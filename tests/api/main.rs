@@ -11,6 +11,7 @@ mod audit;
 mod bus;
 mod cache;
 mod concurrency;
+mod erasure;
 mod events;
 mod faults;
 mod follow;

@@ -23,6 +23,7 @@ const LINKS: [Link; 7] = [
             "disable_user",
             "enable_user",
             "change_password",
+            "erase_user",
         ],
         &[("id", "$response.body#/id")],
     ),
