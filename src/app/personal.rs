@@ -81,6 +81,36 @@ impl App {
         Ok(self.keyring()?.open_payloads(client, payloads).await?)
     }
 
+    /// Every event concerning a user, with their personal fields readable and
+    /// everyone else's withheld: the right of access (the user or `vouch:admin`).
+    pub async fn personal_data(
+        &self,
+        ctx: &super::Ctx,
+        user_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        if !(ctx.caller.is_admin() || ctx.caller.user_id() == Some(user_id)) {
+            return Err(AppError::NotFound);
+        }
+        let client = self.pool.get().await?;
+        crate::store::users::find_user(&client, user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let mut events = crate::store::events::read_concerning(&client, user_id).await?;
+        let payloads = events
+            .iter_mut()
+            .map(|e| StoredPayload {
+                event_type: &e.event_type,
+                stream_id: e.stream_id,
+                data: &mut e.data,
+                metadata: Some(&mut e.metadata),
+            })
+            .collect();
+        self.keyring()?
+            .open_payloads_of(&client, payloads, user_id)
+            .await?;
+        Ok(events)
+    }
+
     /// Opens the sealed fields of events read from the log.
     pub(crate) async fn open_recorded(
         &self,

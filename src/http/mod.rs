@@ -79,6 +79,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/users/{id}", patch().to(users::update_user))
     .route("/v1/users/{id}", delete().to(users::erase_user))
     .route("/v1/users/{id}/disable", post().to(users::disable_user))
+    .route(
+        "/v1/users/{id}/personal-data",
+        get().to(users::personal_data),
+    )
     .route("/v1/users/{id}/enable", post().to(users::enable_user))
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))

@@ -1,6 +1,6 @@
 //! `/v1/users` routes.
 
-use super::dto::UserDto;
+use super::dto::{EventDto, UserDto};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json, MaybeAuth, OptionalJson};
 use crate::app::users::Registration;
@@ -173,4 +173,29 @@ pub async fn erase_user(
     let current = body.current_password.map(SecretString::from);
     app.erase_user(&ctx, *id, current).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every event concerning the user, with their personal fields readable and
+/// everyone else's withheld (`[redacted]`), secrets redacted as in the events
+/// API: the right of access (the user or `vouch:admin`).
+#[utoipa::path(get, path = "/v1/users/{id}/personal-data", tag = "users", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/x-ndjson", body = String,
+               description = "JSON Lines: one event per line in the events API's envelope, in commit-safe order"),
+              (status = 404, description = "`not_found`: no such user, erased, or not the caller", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn personal_data(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let events = app.personal_data(&ctx, *id).await?;
+    let mut body = Vec::new();
+    for event in events {
+        serde_json::to_writer(&mut body, &EventDto::from(event))
+            .map_err(|e| ApiError::App(crate::app::AppError::Internal(Box::new(e))))?;
+        body.push(b'\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(body))
 }

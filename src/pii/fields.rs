@@ -125,6 +125,31 @@ pub fn open_metadata(
     open_fields(key, subject, METADATA_SCOPE, &METADATA_FIELDS, metadata)
 }
 
+/// What a personal field of someone other than the reader reads in a
+/// person's own export: it is not theirs to see.
+pub const WITHHELD: &str = "[redacted]";
+
+/// Withholds the personal fields of `data` (sealed or not) from a reader
+/// they do not belong to.
+pub fn withhold_payload(event_type: &str, data: &mut Value) {
+    withhold_fields(personal_fields(event_type), data);
+}
+
+/// Withholds the caller's address and agent in `metadata` from a reader they
+/// do not belong to.
+pub fn withhold_metadata(metadata: &mut Value) {
+    withhold_fields(&METADATA_FIELDS, metadata);
+}
+
+fn withhold_fields(fields: &[&str], data: &mut Value) {
+    let Value::Object(map) = data else { return };
+    for field in fields {
+        if let Some(value) = map.get_mut(*field).filter(|v| !v.is_null()) {
+            *value = Value::String(WITHHELD.into());
+        }
+    }
+}
+
 fn seal_fields(key: &DataKey, subject: Uuid, scope: &str, fields: &[&str], data: &mut Value) {
     let Value::Object(map) = data else { return };
     for field in fields {

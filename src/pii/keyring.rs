@@ -1,7 +1,9 @@
 //! Each person's data key: created on first use, unwrapped with the KEK when
 //! needed, destroyed by erasure.
 
-use super::fields::{metadata_subject, open_metadata, open_payload, subject_of};
+use super::fields::{
+    metadata_subject, open_metadata, open_payload, subject_of, withhold_metadata, withhold_payload,
+};
 use super::keys::{DataKey, Kek, PiiError};
 use crate::store::{pii_keys, StoreError};
 use deadpool_postgres::GenericClient;
@@ -133,6 +135,27 @@ impl Keyring {
             }
         }
         Ok(())
+    }
+
+    /// Opens the sealed fields that are `person`'s, as for their own copy of
+    /// their data: everyone else's personal fields are withheld.
+    pub async fn open_payloads_of(
+        &self,
+        c: &impl GenericClient,
+        mut payloads: Vec<StoredPayload<'_>>,
+        person: Uuid,
+    ) -> Result<(), KeyringError> {
+        for p in payloads.iter_mut() {
+            if subject_of(p.event_type, p.stream_id, p.data).is_some_and(|s| s != person) {
+                withhold_payload(p.event_type, p.data);
+            }
+            if let Some(metadata) = p.metadata.as_deref_mut() {
+                if metadata_subject(p.event_type, p.stream_id, p.data, metadata) != Some(person) {
+                    withhold_metadata(metadata);
+                }
+            }
+        }
+        self.open_payloads(c, payloads).await
     }
 
     fn unwrap(&self, subject: Uuid, wrapped: &[u8]) -> Result<DataKey, KeyringError> {

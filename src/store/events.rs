@@ -264,6 +264,29 @@ pub async fn read_log(
     rows.iter().map(recorded_from_row).collect()
 }
 
+/// Every event concerning a person, in commit-safe order: their user
+/// stream, their sessions' streams, events naming them (`user_id`,
+/// `created_by`) and events they caused as a signed-in user. For a request
+/// of access; a scan of the log, not a hot path.
+pub async fn read_concerning(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {LOG_COLUMNS} FROM auth_events e \
+         WHERE e.stream_id = $1 \
+            OR e.stream_id IN (SELECT s.stream_id FROM auth_events s \
+                 WHERE s.event_type = 'session.started' AND s.data->>'user_id' = $2) \
+            OR e.data->>'user_id' = $2 OR e.data->>'created_by' = $2 \
+            OR (e.metadata->'actor'->>'type' = 'user' AND e.metadata->'actor'->>'id' = $2) \
+         ORDER BY e.transaction_id, e.position"
+    );
+    let rows = client
+        .query(&sql, &[&user_id, &user_id.to_string()])
+        .await?;
+    rows.iter().map(recorded_from_row).collect()
+}
+
 /// Reads the log as [`read_log`] does, for replay: each event decoded from its
 /// payload's JSON text, and the envelope without `data` and `metadata` (left
 /// `Null`: the projections never read them, and neither is fetched). An event

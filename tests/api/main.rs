@@ -25,6 +25,7 @@ mod log_capture;
 mod log_order;
 mod ops;
 mod orgs;
+mod personal_data;
 mod pii;
 mod proxy;
 mod races;

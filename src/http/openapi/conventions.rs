@@ -24,6 +24,7 @@ const LINKS: [Link; 7] = [
             "enable_user",
             "change_password",
             "erase_user",
+            "personal_data",
         ],
         &[("id", "$response.body#/id")],
     ),
