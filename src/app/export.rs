@@ -44,6 +44,7 @@ impl App {
         sink: &mut impl LineSink,
         progress: &dyn Fn(u64),
     ) -> Result<u64, ExportError> {
-        export::export(&self.pool, &signer.key, filter, sink, progress).await
+        let keyring = self.pii.as_ref().ok_or(ExportError::NoPersonalDataKey)?;
+        export::export(&self.pool, &signer.key, keyring, filter, sink, progress).await
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! Secrets are replaced by a commitment, `"sha256:" + hex(SHA-256(value))`, so
 //! that the audit form can leave the database (exports) and still be chained:
-//! tampering with a stored hash changes its commitment.
+//! tampering with a stored hash changes its commitment. Sealed personal
+//! fields are replaced by a digest of their stored form, so that an export can
+//! show them opened, or erased, beside the digest it was chained with.
 
 use crate::auth::api_key::hex;
 use crate::domain::stored::REDACTED_FIELDS;
+use crate::pii::fields::{personal_fields, METADATA_FIELDS, SEALED_PREFIX};
 use crate::store::events::RecordedEvent;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// The chain value before the first event.
@@ -29,9 +32,35 @@ pub fn commit_secrets(mut data: Value) -> Value {
     data
 }
 
-/// The audit form of an event: its fixed fields and its committed payload.
+/// The prefix of a sealed field's digest in the audit form.
+pub const SEALED_DIGEST_PREFIX: &str = "pii:v1:sha256:";
+
+/// Where personal fields can stand in an event of `event_type`: `("data",
+/// field)` for its payload's, `("metadata", field)` for its caller's.
+pub fn personal_paths(event_type: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let data = personal_fields(event_type).iter().map(|f| ("data", *f));
+    data.chain(METADATA_FIELDS.iter().map(|f| ("metadata", *f)))
+}
+
+/// Whether `value` is a well-formed sealed field's digest.
+pub fn is_sealed_digest(value: &str) -> bool {
+    value.strip_prefix(SEALED_DIGEST_PREFIX).is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The audit form of an event: its fixed fields, its committed payload, and
+/// each sealed personal field as its digest.
 pub fn audit_form(e: &RecordedEvent) -> Value {
-    json!({
+    audit_form_with_digests(e).0
+}
+
+/// [`audit_form`], and the digests it holds by path (`"data.email"`,
+/// `"metadata.ip"`, ...): what an export needs to show the fields otherwise.
+pub fn audit_form_with_digests(e: &RecordedEvent) -> (Value, Map<String, Value>) {
+    let mut form = json!({
         "event_id": e.event_id,
         "stream_type": e.stream_type,
         "stream_id": e.stream_id,
@@ -42,7 +71,23 @@ pub fn audit_form(e: &RecordedEvent) -> Value {
         "data": commit_secrets(e.data.clone()),
         "metadata": e.metadata,
         "occurred_at": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    })
+    });
+    let mut digests = Map::new();
+    for (section, field) in personal_paths(&e.event_type) {
+        let Some(value) = form[section].get_mut(field) else {
+            continue;
+        };
+        let Some(sealed) = value.as_str().filter(|s| s.starts_with(SEALED_PREFIX)) else {
+            continue;
+        };
+        let digest = format!(
+            "{SEALED_DIGEST_PREFIX}{}",
+            hex(&Sha256::digest(sealed.as_bytes()))
+        );
+        *value = Value::String(digest.clone());
+        digests.insert(format!("{section}.{field}"), Value::String(digest));
+    }
+    (form, digests)
 }
 
 /// The JSON Canonicalization Scheme (RFC 8785) bytes of a value.
@@ -84,6 +129,38 @@ mod tests {
         assert_eq!(data["email"], "a@b.co");
         let c = data["password_hash"].as_str().unwrap();
         assert!(c.starts_with("sha256:") && c.len() == 71 && !c.contains("argon2"));
+    }
+
+    #[test]
+    fn sealed_fields_enter_the_form_as_digests_of_their_stored_string() {
+        let sealed = "pii:v1:AAAA";
+        let e = RecordedEvent {
+            position: 1,
+            transaction_id: 1,
+            event_id: uuid::Uuid::nil(),
+            stream_type: "user".into(),
+            stream_id: uuid::Uuid::nil(),
+            version: 1,
+            event_type: "user.registered".into(),
+            schema_version: 1,
+            org_id: None,
+            data: json!({"email": sealed, "name": null, "password_hash": "$argon2id$x"}),
+            metadata: json!({"ip": sealed, "user_agent": "plain/1.0", "request_id": "r"}),
+            occurred_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let (form, digests) = audit_form_with_digests(&e);
+        let digest = format!("pii:v1:sha256:{}", hex(&Sha256::digest(sealed.as_bytes())));
+        assert_eq!(form["data"]["email"], digest.as_str());
+        assert_eq!(form["data"]["name"], Value::Null);
+        assert_eq!(form["metadata"]["ip"], digest.as_str());
+        // Not sealed (a log from before sealing): as stored.
+        assert_eq!(form["metadata"]["user_agent"], "plain/1.0");
+        assert_eq!(
+            digests.keys().collect::<Vec<_>>(),
+            ["data.email", "metadata.ip"]
+        );
+        assert!(is_sealed_digest(&digest));
+        assert!(!is_sealed_digest("pii:v1:sha256:XYZ"));
     }
 
     #[test]

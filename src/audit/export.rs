@@ -2,22 +2,23 @@
 //! ending with a manifest signed by the audit key. Streamed page by page, so
 //! memory stays flat however long the log.
 
-use super::canonical::{audit_form, canonical};
+use super::canonical::{audit_form_with_digests, canonical};
 use super::chainer::{chain_pending, find_head, CheckpointPolicy};
 use super::key::AuditKey;
 use crate::auth::api_key::hex;
+use crate::pii::keyring::{Keyring, StoredPayload};
 use crate::store::audit_chain;
 use crate::store::events::find_log_end;
 use crate::store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The format name in every manifest.
-pub const FORMAT: &str = "vouch-export/1";
+pub const FORMAT: &str = "vouch-export/2";
 
 /// What to export.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +52,12 @@ pub enum ExportError {
     /// The sink failed.
     #[error("writing the export: {0}")]
     Io(#[from] std::io::Error),
+    /// A sealed field could not be opened.
+    #[error(transparent)]
+    Personal(#[from] crate::pii::keyring::KeyringError),
+    /// No personal-data key was loaded to open sealed fields with.
+    #[error("no personal-data key is loaded: exports open sealed fields")]
+    NoPersonalDataKey,
     /// The chain did not catch up with the log in time.
     #[error("the audit chain is behind the log; is the chainer running?")]
     ChainBehind,
@@ -104,6 +111,7 @@ pub async fn catch_up(
 pub async fn export(
     pool: &Pool,
     key: &AuditKey,
+    keyring: &Keyring,
     filter: &ExportFilter,
     sink: &mut impl LineSink,
     progress: &dyn Fn(u64),
@@ -121,18 +129,22 @@ pub async fn export(
         if page.is_empty() {
             break;
         }
-        for chained in &page {
+        let forms = readable_forms(&client, keyring, &page).await?;
+        for (chained, (event, sealed)) in page.iter().zip(forms) {
             let prev = chained
                 .prev_hash
                 .clone()
                 .unwrap_or_else(|| super::canonical::GENESIS.to_vec());
-            let line = serde_json::to_vec(&json!({
+            let mut line = json!({
                 "seq": chained.seq,
                 "prev_hash": hex(&prev),
                 "hash": hex(&chained.hash),
-                "event": audit_form(&chained.event),
-            }))
-            .map_err(|e| StoreError::Decode(e.to_string()))?;
+                "event": event,
+            });
+            if !sealed.is_empty() {
+                line["sealed"] = Value::Object(sealed);
+            }
+            let line = serde_json::to_vec(&line).map_err(|e| StoreError::Decode(e.to_string()))?;
             body.update(&line);
             body.update(b"\n");
             sink.send(line).await?;
@@ -170,6 +182,45 @@ pub async fn export(
         .map_err(|e| StoreError::Decode(e.to_string()))?;
     sink.send(line).await?;
     Ok(count)
+}
+
+/// The audit forms of a page of events as an export shows them: each sealed
+/// field opened (or `"[erased]"`) in place of its digest, and the digests by
+/// path, which a verifier puts back to check the chain.
+async fn readable_forms(
+    client: &impl deadpool_postgres::GenericClient,
+    keyring: &Keyring,
+    page: &[audit_chain::ChainedEvent],
+) -> Result<Vec<(Value, Map<String, Value>)>, ExportError> {
+    let mut forms: Vec<_> = page
+        .iter()
+        .map(|c| audit_form_with_digests(&c.event))
+        .collect();
+    let mut opened: Vec<(Value, Value)> = page
+        .iter()
+        .map(|c| (c.event.data.clone(), c.event.metadata.clone()))
+        .collect();
+    let payloads = page
+        .iter()
+        .zip(opened.iter_mut())
+        .map(|(c, (data, metadata))| StoredPayload {
+            event_type: &c.event.event_type,
+            stream_id: c.event.stream_id,
+            data,
+            metadata: Some(metadata),
+        })
+        .collect();
+    keyring.open_payloads(client, payloads).await?;
+    for ((form, digests), (data, metadata)) in forms.iter_mut().zip(opened) {
+        for path in digests.keys() {
+            let Some((section, field)) = path.split_once('.') else {
+                continue;
+            };
+            let source = if section == "data" { &data } else { &metadata };
+            form[section][field] = source[field].clone();
+        }
+    }
+    Ok(forms)
 }
 
 /// A checkpoint as the manifest carries it.

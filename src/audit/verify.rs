@@ -1,7 +1,7 @@
 //! `vouch verify-export`: checks an export offline with only a public key and
 //! names the first line that fails.
 
-use super::canonical::{canonical, link, GENESIS};
+use super::canonical::{canonical, is_sealed_digest, link, personal_paths, GENESIS};
 use super::chainer::checkpoint_message;
 use super::key::{key_id_of, verify_signature};
 use crate::auth::api_key::{hex, hex32};
@@ -117,7 +117,8 @@ pub fn verify_export(
         if !v["event"].is_object() {
             return Err(fail(n, "event missing"));
         }
-        if link(&prev, &canonical(&v["event"])) != hash {
+        let event = chained_form(&v).map_err(|reason| fail(n, reason))?;
+        if link(&prev, &canonical(&event)) != hash {
             return Err(fail(n, "the event does not match its chain hash (altered)"));
         }
         match previous {
@@ -197,6 +198,34 @@ pub fn verify_export(
         key_id,
         checkpoint_checked,
     })
+}
+
+/// The audit form a line's event was chained as: the event with each field
+/// named in `sealed` (shown opened, or erased) replaced by its digest.
+fn chained_form(line: &Value) -> Result<Value, String> {
+    let mut event = line["event"].clone();
+    let Some(sealed) = line.get("sealed") else {
+        return Ok(event);
+    };
+    let sealed = sealed.as_object().ok_or("sealed is not an object")?;
+    let event_type = event["event_type"].as_str().unwrap_or_default().to_owned();
+    for (path, digest) in sealed {
+        let (section, field) = path.split_once('.').unwrap_or_default();
+        if !personal_paths(&event_type).any(|p| p == (section, field)) {
+            return Err(format!(
+                "sealed names {path}, not a personal field of {event_type}"
+            ));
+        }
+        let digest = digest
+            .as_str()
+            .filter(|d| is_sealed_digest(d))
+            .ok_or_else(|| format!("sealed {path} is not a digest"))?;
+        let slot = event[section]
+            .get_mut(field)
+            .ok_or_else(|| format!("sealed names {path}, which the event does not hold"))?;
+        *slot = Value::String(digest.to_owned());
+    }
+    Ok(event)
 }
 
 fn verify_checkpoint(c: &Value) -> Result<(), String> {

@@ -126,7 +126,10 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             };
             let pool = store::connect(&settings.database_url, 2).await?;
             migrate::run(&pool).await?;
-            let app = App::new(pool, Policy::from_settings(&settings));
+            // Exports show personal fields opened (or erased): the key file opens them.
+            let kek = crate::pii::startup::open_kek(&pool, &settings.pii_key_file).await?;
+            let app = App::new(pool, Policy::from_settings(&settings))
+                .with_personal_data(crate::pii::keyring::Keyring::new(kek));
             app.prepare_export(&signer).await?;
             let file = std::fs::File::create(&out)?;
             let mut sink = FileSink(std::io::BufWriter::new(file));

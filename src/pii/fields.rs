@@ -84,7 +84,7 @@ pub fn open_payload(
 }
 
 /// The personal fields of an event's metadata: the caller's address and agent.
-const METADATA_FIELDS: [&str; 2] = ["ip", "user_agent"];
+pub const METADATA_FIELDS: [&str; 2] = ["ip", "user_agent"];
 
 /// The scope a metadata field is sealed under, in place of an event type.
 const METADATA_SCOPE: &str = "metadata";

@@ -33,7 +33,7 @@ pub(crate) async fn export_to_file(
     };
     catch_up(&pool, key, policy).await.unwrap();
     let mut sink = FileSink(vec![]);
-    export(&pool, key, &filter, &mut sink, &|_| {})
+    export(&pool, key, &keyring(app), &filter, &mut sink, &|_| {})
         .await
         .unwrap();
     let path = temp("export.jsonl");
@@ -364,4 +364,40 @@ async fn a_pinned_key_that_starts_with_a_dash_is_taken_as_a_key() {
     let (status, text) = verify_cli(&forged, &["--public-key", &pinned]);
     assert_eq!(status, 1, "{text}");
     assert!(text.contains("another key"), "{text}");
+}
+
+#[actix_web::test]
+async fn personal_fields_show_opened_and_are_covered_by_chain_and_signature() {
+    let key_file = temp("audit.key");
+    let key_path = key_file.clone();
+    let app = spawn_app_with(move |s| s.audit_key_file = key_path).await;
+    app.create_user("ada@example.org").await;
+    let key = AuditKey::load_or_create(&key_file).unwrap();
+    let path = export_to_file(&app, &key, ExportFilter::default()).await;
+    verify_export(&path, Some(&key.public_key())).unwrap();
+    let line = line_of(&path, "ada@example.org");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let registered: serde_json::Value =
+        serde_json::from_str(text.lines().nth(line - 1).unwrap()).unwrap();
+    let digest = registered["sealed"]["data.email"].as_str().unwrap();
+    assert!(digest.starts_with("pii:v1:sha256:"), "{registered}");
+
+    // The digest is what was chained: another one breaks the line's link.
+    let other = format!("{}0", &digest[..digest.len() - 1]);
+    let other = if other == digest {
+        format!("{}1", &digest[..digest.len() - 1])
+    } else {
+        other
+    };
+    assert_eq!(
+        failing_line(verify_export(&tamper(&path, line, digest, &other), None)),
+        line
+    );
+    // A sealed entry naming a field that is not personal is refused.
+    let renamed = tamper(&path, line, "\"data.email\"", "\"data.password_hash\"");
+    assert_eq!(failing_line(verify_export(&renamed, None)), line);
+    // The shown value is covered by the signed body hash.
+    let shown = tamper(&path, line, "ada@example.org", "eve@example.org");
+    let manifest = text.lines().count();
+    assert_eq!(failing_line(verify_export(&shown, None)), manifest);
 }

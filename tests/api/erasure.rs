@@ -289,6 +289,42 @@ async fn an_erased_person_is_forgotten_everywhere_and_the_log_stays_whole() {
     let after = export_to_file(&app, &key, ExportFilter::default()).await;
     verify_export(&before, Some(&key.public_key())).unwrap();
     verify_export(&after, Some(&key.public_key())).unwrap();
+    // Both show the person's fields readable, as written then and as erased
+    // now, never as ciphertext; the links they verify against are the same.
+    let (before, after) = (
+        std::fs::read_to_string(&before).unwrap(),
+        std::fs::read_to_string(&after).unwrap(),
+    );
+    let registration = |export: &str| -> Value {
+        export
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["event"]["stream_id"] == json!(user_id))
+            .unwrap()
+    };
+    let (then, now) = (registration(&before), registration(&after));
+    assert_eq!(then["event"]["data"]["email"], EMAIL);
+    assert_eq!(now["event"]["data"]["email"], "[erased]");
+    assert_eq!(now["event"]["metadata"]["ip"], "[erased]");
+    assert_eq!(
+        (&then["hash"], &then["sealed"]),
+        (&now["hash"], &now["sealed"])
+    );
+    assert!(then["sealed"]["data.email"]
+        .as_str()
+        .unwrap()
+        .starts_with("pii:v1:sha256:"));
+    for export in [&before, &after] {
+        let ciphertexts = export.matches("pii:v1:").count();
+        let digests = export.matches("pii:v1:sha256:").count();
+        assert_eq!(ciphertexts, digests, "a sealed value in an export");
+    }
+    for plain in [EMAIL, NAME, RENAMED, IP, AGENT] {
+        assert!(
+            !after.contains(plain),
+            "{plain} in the export after erasure"
+        );
+    }
     assert_eq!(app.replay(Mode::Verify).await.unwrap().drift, vec![]);
     app.replay(Mode::Rebuild).await.unwrap();
     assert_eq!(app.replay(Mode::Verify).await.unwrap().drift, vec![]);

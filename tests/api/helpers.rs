@@ -379,3 +379,10 @@ impl TestApp {
 pub fn pii_key_file(database_url: &str) -> std::path::PathBuf {
     Settings::for_database(database_url).pii_key_file
 }
+
+/// The keyring of `app`'s deployment, from its key file.
+pub fn keyring(app: &TestApp) -> vouch::pii::keyring::Keyring {
+    let path = pii_key_file(&app.database_url);
+    let secret = vouch::auth::key_file::read(&path, "pii").unwrap().unwrap();
+    vouch::pii::keyring::Keyring::new(vouch::pii::Kek::from_secret(&secret))
+}

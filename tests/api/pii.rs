@@ -103,13 +103,6 @@ async fn data_keys_without_a_record_of_their_key_are_refused() {
     assert!(!missing.exists());
 }
 
-/// The keyring of `app`'s deployment, from its key file.
-fn keyring(app: &TestApp) -> vouch::pii::keyring::Keyring {
-    let path = Settings::for_database(&app.database_url).pii_key_file;
-    let secret = vouch::auth::key_file::read(&path, "pii").unwrap().unwrap();
-    vouch::pii::keyring::Keyring::new(vouch::pii::Kek::from_secret(&secret))
-}
-
 #[actix_web::test]
 async fn a_persons_data_key_is_made_once_and_erasure_destroys_it() {
     use serde_json::json;
