@@ -173,6 +173,16 @@ impl App {
             new_hash: next.hash(),
             now: self.clock.now(),
         };
+        // The refresh token is the session's credential: its holder acts as
+        // the session's user, and the caller's address and agent are that
+        // person's (sealed for them, erased with them).
+        let ctx = &Ctx {
+            caller: Caller::User {
+                user_id: session.user_id,
+                session_id,
+            },
+            ..ctx.clone()
+        };
         // Decided on the read model's snapshot, not by folding the stream; its
         // version makes a concurrent refresh a conflict, decided again.
         let recorded = self
