@@ -3,7 +3,10 @@
 //! A durable quorum queue bound to `#`; each message becomes one JSON line,
 //! written and fsynced before it is acknowledged. Duplicates (delivery is
 //! at-least-once) are dropped by CloudEvent id, also across restarts: the ids
-//! already in the output file are loaded at start.
+//! already in the output file are loaded at start. On `user.erased` it
+//! forgets the person (`bus::forget`) before it acknowledges the message, and
+//! again when the message comes back as a duplicate, so a crash in between
+//! cannot leave the person remembered.
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -148,7 +151,7 @@ pub async fn run(
                 _ => break,
             }
         }
-        write_batch(&mut file, &mut seen, &batch, &mut summary).await?;
+        write_batch(&config.out, &mut file, &mut seen, &batch, &mut summary).await?;
     }
     let _ = connection
         .close(200, ShortString::from("audit-consume stopping"))
@@ -156,8 +159,10 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Writes new events, fsyncs, then acknowledges the whole batch.
+/// Writes new events, fsyncs, forgets the people the batch erased, then
+/// acknowledges the whole batch.
 async fn write_batch(
+    out: &std::path::Path,
     file: &mut std::fs::File,
     seen: &mut HashSet<String>,
     batch: &[Delivery],
@@ -165,11 +170,12 @@ async fn write_batch(
 ) -> Result<(), ConsumeError> {
     let mut lines = Vec::new();
     let mut rejected = Vec::new();
+    let mut erased = HashSet::new();
     for d in batch {
         summary.received += 1;
-        let id = serde_json::from_slice::<serde_json::Value>(&d.data)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_owned));
+        let event = serde_json::from_slice::<serde_json::Value>(&d.data).ok();
+        erased.extend(event.as_ref().and_then(super::forget::erased_person));
+        let id = event.and_then(|v| v["id"].as_str().map(str::to_owned));
         match id {
             None => rejected.push(d),
             Some(id) => {
@@ -186,6 +192,16 @@ async fn write_batch(
     if !lines.is_empty() {
         file.write_all(&lines)?;
         file.sync_data()?;
+    }
+    if !erased.is_empty() {
+        let forgotten = super::forget::forget(out, &erased)?;
+        tracing::info!(
+            people = erased.len(),
+            lines = forgotten,
+            "audit-consume: erased people forgotten"
+        );
+        // The file was replaced: append to the new one.
+        *file = std::fs::OpenOptions::new().append(true).open(out)?;
     }
     for d in &rejected {
         summary.rejected += 1;

@@ -3,6 +3,7 @@
 
 pub mod cloudevent;
 pub mod consumer;
+pub mod forget;
 pub mod relay;
 
 use lapin::options::ExchangeDeclareOptions;

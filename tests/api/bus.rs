@@ -69,6 +69,11 @@ impl Subscriber {
             .collect()
     }
 
+    /// Every byte the subscriber wrote so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.out).unwrap_or_default()
+    }
+
     pub async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {

@@ -2,6 +2,7 @@
 //! instance and every byte of the database, while the log stays whole.
 
 use crate::audit::export_to_file;
+use crate::bus::Subscriber;
 use crate::helpers::*;
 use crate::scratch::TempPath;
 use serde_json::{json, Value};
@@ -81,8 +82,20 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn an_erased_person_is_forgotten_everywhere_and_the_log_stays_whole() {
     let key_file = TempPath::new("audit.key");
     let key_path = key_file.clone();
-    let app = spawn_app_with(move |s| s.audit_key_file = key_path).await;
-    let other = spawn_instance(&app, |_| {}).await;
+    let subscriber = Subscriber::start().await;
+    let exchange = subscriber.exchange.clone();
+    let app = spawn_app_with(move |s| {
+        s.audit_key_file = key_path;
+        s.relay = true;
+        s.exchange = exchange;
+    })
+    .await;
+    let exchange = subscriber.exchange.clone();
+    let other = spawn_instance(&app, move |s| {
+        s.relay = true;
+        s.exchange = exchange;
+    })
+    .await;
     let person = Person::new();
 
     // The person signs up and in from their address, renames themself,
@@ -288,6 +301,29 @@ async fn an_erased_person_is_forgotten_everywhere_and_the_log_stays_whole() {
         assert_eq!(
             (&e["data"]["ip"], &e["data"]["user_agent"]),
             (&json!("[erased]"), &json!("[erased]"))
+        );
+    }
+
+    // The reference subscriber got everything as written, then forgot them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let bytes = subscriber.bytes();
+        if contains(&bytes, "vouch.user.erased") && !contains(&bytes, EMAIL) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscriber did not forget: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let consumed = subscriber.bytes();
+    assert!(contains(&consumed, "heir@example.org"), "the living stay");
+    for plain in [EMAIL, NAME, RENAMED, IP, AGENT] {
+        assert!(
+            !contains(&consumed, plain),
+            "{plain} in the audit-consume output"
         );
     }
 
