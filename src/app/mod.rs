@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod introspection;
 pub mod keys;
 pub mod maintenance;
+pub mod migrate_pii;
 pub mod orgs;
 mod pages;
 mod passwords;

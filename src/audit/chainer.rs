@@ -61,6 +61,22 @@ pub fn checkpoint_message(
     }))
 }
 
+/// The message a rewrite record signs (`audit_rewrites`, written by
+/// `vouch migrate-pii`): the JCS bytes of these fields.
+pub fn rewrite_message(r: &crate::store::pii_migration::Rewrite) -> Vec<u8> {
+    canonical(&json!({
+        "kind": "vouch-chain-rewrite/1",
+        "reason": r.reason,
+        "replaced_seq": r.replaced_seq,
+        "replaced_transaction_id": r.replaced_cursor.transaction_id.to_string(),
+        "replaced_position": r.replaced_cursor.position,
+        "replaced_head": crate::auth::api_key::hex(&r.replaced_head),
+        "rewritten_events": r.rewritten_events,
+        "rewritten_at": r.rewritten_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "key_id": r.key_id,
+    }))
+}
+
 /// Chains every readable event not yet chained; signs a checkpoint when due.
 /// The caller must hold [`CHAIN_LOCK`]. Returns the number of new links.
 pub async fn chain_pending(

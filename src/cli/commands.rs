@@ -113,6 +113,32 @@ pub async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 Mode::Rebuild => println!("replay: read models rebuilt and swapped in"),
             }
         }
+        Command::MigratePii(settings) => {
+            let key = crate::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?;
+            let policy = crate::audit::chainer::CheckpointPolicy::from_settings(&settings);
+            let done = crate::app::migrate_pii::migrate_pii(
+                &settings.database_url,
+                &settings.pii_key_file,
+                &key,
+                policy,
+            )
+            .await?;
+            match done.rewrite {
+                None => println!(
+                    "migrate-pii: {} events read; every personal field is sealed already, nothing changed",
+                    done.events
+                ),
+                Some(r) => println!(
+                    "migrate-pii: {} of {} events sealed; the chain was recomputed; the replaced head \
+                     {} (link {}) is recorded in audit_rewrites, signed by key {}",
+                    done.rewritten,
+                    done.events,
+                    crate::auth::api_key::hex(&r.replaced_head),
+                    r.replaced_seq,
+                    r.key_id
+                ),
+            }
+        }
         Command::Export {
             settings,
             org,

@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(long, requires = "until")]
         schema: Option<String>,
     },
+    /// Seal the personal fields of a log written before they were sealed: the
+    /// one command that rewrites the log. Run it with every instance stopped;
+    /// the chain is recomputed and the head it replaces kept, signed, in
+    /// `audit_rewrites`. Running it again changes nothing.
+    MigratePii(Settings),
     /// Write a signed export (JSON Lines + manifest) of the log or of one org.
     Export {
         /// The database, the audit key and the checkpoint policy.

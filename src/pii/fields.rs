@@ -89,6 +89,41 @@ pub const METADATA_FIELDS: [&str; 2] = ["ip", "user_agent"];
 /// The scope a metadata field is sealed under, in place of an event type.
 const METADATA_SCOPE: &str = "metadata";
 
+/// The metadata member naming whose the caller's address and agent are, when
+/// neither the actor nor the payload says: written only by `vouch migrate-pii`
+/// for refreshes recorded before a refresh's caller was its session's user.
+pub const METADATA_SUBJECT: &str = "pii_subject";
+
+/// Whether any personal field of a stored event (payload or caller) holds a
+/// value that is not sealed: what `vouch migrate-pii` seals.
+pub fn has_unsealed(event_type: &str, data: &Value, metadata: &Value) -> bool {
+    let unsealed = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && !is_sealed(v));
+    personal_fields(event_type)
+        .iter()
+        .any(|f| unsealed(data.get(*f)))
+        || METADATA_FIELDS.iter().any(|f| unsealed(metadata.get(*f)))
+}
+
+/// Replaces each personal field of `data` that holds a value by [`ERASED`]:
+/// for a person erased before their fields were ever sealed.
+pub fn erase_payload(event_type: &str, data: &mut Value) {
+    erase_fields(personal_fields(event_type), data);
+}
+
+/// [`erase_payload`] for the caller's address and agent.
+pub fn erase_metadata(metadata: &mut Value) {
+    erase_fields(&METADATA_FIELDS, metadata);
+}
+
+fn erase_fields(fields: &[&str], data: &mut Value) {
+    let Value::Object(map) = data else { return };
+    for field in fields {
+        if let Some(value) = map.get_mut(*field).filter(|v| !v.is_null()) {
+            *value = Value::String(ERASED.into());
+        }
+    }
+}
+
 /// Whose the caller's address and user agent in `metadata` are: the signed-in
 /// user who acted; for a caller not signed in, the person a user or session
 /// event is about (signing up, signing in, failing to). A caller with an API
@@ -99,6 +134,12 @@ pub fn metadata_subject(
     data: &Value,
     metadata: &Value,
 ) -> Option<Uuid> {
+    if let Some(subject) = metadata[METADATA_SUBJECT]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+    {
+        return Some(subject);
+    }
     let actor = &metadata["actor"];
     match actor["type"].as_str() {
         Some("user") => actor["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()),

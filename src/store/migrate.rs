@@ -30,3 +30,11 @@ pub async fn run(pool: &Pool) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Holds the migration lock until this session ends: instances that start
+/// meanwhile wait before they migrate, so none runs during a rewrite.
+pub async fn hold_migrations(c: &impl deadpool_postgres::GenericClient) -> Result<(), StoreError> {
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    Ok(())
+}

@@ -23,6 +23,7 @@ mod instances;
 mod keys;
 mod log_capture;
 mod log_order;
+mod migrate_pii;
 mod ops;
 mod orgs;
 mod personal_data;
