@@ -8,7 +8,9 @@
 #   tests/scan_logs.sh FILE [PASSWORDS_FILE]
 #
 # Exit 0: clean. Exit 1: secrets found; their lines are listed with the secret
-# masked. Exit 2: no usable log (missing, empty, or without a single request
+# masked. It also scans for personal data vouch must never log: any email
+# address, and the names, user agents and addresses the integration tests give
+# people. Exit 2: no usable log (missing, empty, or without a single request
 # line: a run that logged nothing proves nothing).
 set -euo pipefail
 
@@ -81,10 +83,28 @@ if [ -s "$passwords" ]; then
   done < <(grep -noF -f "$passwords" "$log" || true)
 fi
 
+# Personal data: any email address, and the personal values of the tests
+# (name, email and user-agent literals, constants such as AGENT or NAME, and
+# agent strings), 8 characters or longer.
+scan "email address" '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}'
+personal="$(mktemp)"
+trap 'rm -f "$passwords" "$personal"' EXIT
+{
+  grep -ohE '"User-Agent",[[:space:]]*"[^"]*"' "${sources[@]}" || true
+  grep -ohE 'const [A-Z_]*(AGENT|NAME|RENAMED|EMAIL|IP)[A-Z_]*: &str = "[^"]*"' "${sources[@]}" || true
+  grep -ohE '"(name|user_agent|email)"[[:space:]]*:[[:space:]]*"[^"]*"' "${sources[@]}" || true
+  grep -ohE '"[A-Za-z]+(Agent|Browser)/[^"]*"' "${sources[@]}" || true
+} | sed -E 's/.*"([^"]*)"$/\1/' | sed -E 's/^ +| +$//g' | awk 'length($0) >= 8' | sort -u >"$personal"
+if [ -s "$personal" ]; then
+  while IFS=: read -r line match; do
+    report "personal value of a test" "$line" "$match"
+  done < <(grep -noF -f "$personal" "$log" || true)
+fi
+
 lines="$(wc -l <"$log" | tr -d ' ')"
 count="$(wc -l <"$passwords" | tr -d ' ')"
 if [ "$found" -ne 0 ]; then
-  echo "$log: secrets found (above) in $lines lines" >&2
+  echo "$log: secrets or personal data found (above) in $lines lines" >&2
   exit 1
 fi
-echo "$log: $lines lines, no API key, refresh token, access token, password hash or any of $count test passwords"
+echo "$log: $lines lines, no API key, refresh token, access token, password hash, email address, any of $count test passwords or any of $(wc -l <"$personal" | tr -d ' ') personal values"
