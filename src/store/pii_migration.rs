@@ -180,3 +180,9 @@ pub async fn find_rewrites(c: &impl GenericClient) -> Result<Vec<Rewrite>, Store
         })
         .collect()
 }
+
+/// Vacuums and analyzes the log (outside any transaction).
+pub async fn vacuum_log(c: &tokio_postgres::Client) -> Result<(), StoreError> {
+    c.batch_execute("VACUUM (ANALYZE) auth_events").await?;
+    Ok(())
+}
