@@ -142,7 +142,7 @@ pub async fn migrate_pii(
     // The rewritten rows left as many dead versions behind, and their new
     // versions out of log order in the heap: readers of the log pay for both
     // until a vacuum.
-    pii_migration::vacuum_log(&**client).await?;
+    pii_migration::vacuum_log(&client).await?;
     chainer::chain_pending(&pool, audit_key, policy).await?;
     audit_chain::unlock_chain(&client).await?;
     Ok(PiiMigration {
