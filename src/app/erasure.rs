@@ -3,13 +3,12 @@
 //! all in one transaction with `user.erased` (see `docs/personal-data.md`).
 
 use super::{App, AppError, Caller, Ctx};
-use crate::auth::password;
 use crate::domain::org::{Authority, Org, OrgCommand};
 use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::events::StreamChange;
-use crate::store::{credentials, memberships, sessions, users};
+use crate::store::{credentials, memberships, sessions};
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -87,18 +86,10 @@ impl App {
         let current = current_password.ok_or_else(|| {
             DomainError::invalid("current_password", "required to erase your own account")
         })?;
-        let client = self.pool.get().await?;
-        let user = users::find_user(&client, user_id)
+        Ok(self
+            .check_password(ctx, user_id, current)
             .await?
-            .ok_or(AppError::NotFound)?;
-        drop(client);
-        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
-        let matches = password::verify(current, user.password_hash.clone()).await?;
-        self.settle(attempt, !matches).await?;
-        if !matches {
-            return Err(AppError::InvalidCredentials);
-        }
-        Ok(user.password_hash)
+            .password_hash)
     }
 
     /// The end of every membership of the user, decided by each org's rules

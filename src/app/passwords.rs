@@ -25,17 +25,7 @@ impl App {
         if caller != user_id {
             return Err(AppError::NotFound);
         }
-        let client = self.pool.get().await?;
-        let user = users::find_user(&client, user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        drop(client);
-        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
-        let matches = password::verify(current, user.password_hash.clone()).await?;
-        self.settle(attempt, !matches).await?;
-        if !matches {
-            return Err(AppError::InvalidCredentials);
-        }
+        let user = self.check_password(ctx, user_id, current).await?;
         let password_hash = password::hash(new).await?;
         let command = UserCommand::ChangePassword { password_hash };
         self.retrying(async || {
@@ -68,6 +58,28 @@ impl App {
         })
         .await?;
         Ok(())
+    }
+
+    /// Checks a user's password now, throttled and counted as a sign-in is
+    /// (401 `invalid_credentials` when wrong); returns the user as checked.
+    pub(crate) async fn check_password(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        password: SecretString,
+    ) -> Result<users::UserRow, AppError> {
+        let client = self.pool.get().await?;
+        let user = users::find_user(&client, user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        drop(client);
+        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
+        let matches = password::verify(password, user.password_hash.clone()).await?;
+        self.settle(attempt, !matches).await?;
+        if !matches {
+            return Err(AppError::InvalidCredentials);
+        }
+        Ok(user)
     }
 
     /// Revocation changes for sessions (skipping those already ended).

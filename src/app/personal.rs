@@ -96,17 +96,8 @@ impl App {
             .await?
             .ok_or(AppError::NotFound)?;
         let mut events = crate::store::events::read_concerning(&client, user_id).await?;
-        let payloads = events
-            .iter_mut()
-            .map(|e| StoredPayload {
-                event_type: &e.event_type,
-                stream_id: e.stream_id,
-                data: &mut e.data,
-                metadata: Some(&mut e.metadata),
-            })
-            .collect();
         self.keyring()?
-            .open_payloads_of(&client, payloads, user_id)
+            .open_payloads_of(&client, stored_payloads(&mut events), user_id)
             .await?;
         Ok(events)
     }
@@ -117,15 +108,19 @@ impl App {
         client: &impl GenericClient,
         events: &mut [RecordedEvent],
     ) -> Result<(), AppError> {
-        let payloads = events
-            .iter_mut()
-            .map(|e| StoredPayload {
-                event_type: &e.event_type,
-                stream_id: e.stream_id,
-                data: &mut e.data,
-                metadata: Some(&mut e.metadata),
-            })
-            .collect();
-        self.open(client, payloads).await
+        self.open(client, stored_payloads(events)).await
     }
+}
+
+/// The payloads and metadata of events read from the log, to open in place.
+fn stored_payloads(events: &mut [RecordedEvent]) -> Vec<StoredPayload<'_>> {
+    events
+        .iter_mut()
+        .map(|e| StoredPayload {
+            event_type: &e.event_type,
+            stream_id: e.stream_id,
+            data: &mut e.data,
+            metadata: Some(&mut e.metadata),
+        })
+        .collect()
 }

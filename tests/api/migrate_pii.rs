@@ -37,6 +37,19 @@ async fn migrate(url: &str, key: &AuditKey) -> PiiMigration {
     }
 }
 
+/// Every payload and metadata of the log, as stored.
+async fn log_text(app: &TestApp) -> String {
+    app.db()
+        .await
+        .query_one(
+            "SELECT string_agg(data::text || metadata::text, ' ') FROM auth_events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Rewrites the log as vouch wrote it before personal fields were sealed:
 /// every field in the clear (`[erased]` ones as given in `erased`), a
 /// refresh's caller anonymous, no data keys of the living, no chain.
@@ -88,14 +101,7 @@ async fn as_written_before_sealing(app: &TestApp, erased: &[(&str, &str, Value)]
     )
     .await
     .unwrap();
-    let text: String = db
-        .query_one(
-            "SELECT string_agg(data::text || metadata::text, ' ') FROM auth_events",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let text = log_text(app).await;
     assert!(
         text.contains("legacy@example.org") && text.contains(AGENT),
         "{text}"
@@ -184,16 +190,7 @@ async fn a_log_from_before_sealing_is_sealed_once_and_the_replaced_head_is_kept_
 
     // The log holds nothing in the clear, and reads as written.
     let app = restart(database, admin_key, key_file.clone()).await;
-    let text: String = app
-        .db()
-        .await
-        .query_one(
-            "SELECT string_agg(data::text || metadata::text, ' ') FROM auth_events",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let text = log_text(&app).await;
     for plain in ["legacy@example.org", "Lea Gacy", AGENT, "gone@example.org"] {
         assert!(!text.contains(plain), "{plain} in the log");
     }
