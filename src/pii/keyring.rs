@@ -2,7 +2,8 @@
 //! needed, destroyed by erasure.
 
 use super::fields::{
-    metadata_subject, open_metadata, open_payload, subject_of, withhold_metadata, withhold_payload,
+    is_sealed, metadata_subject, open_metadata, open_payload, personal_fields, subject_of,
+    withhold_metadata, withhold_payload, METADATA_FIELDS,
 };
 use super::keys::{DataKey, Kek, PiiError};
 use crate::store::{pii_keys, StoreError};
@@ -20,6 +21,10 @@ pub enum KeyringError {
     /// A stored data key does not unwrap with this KEK.
     #[error("the data key of {0} does not unwrap: {1}")]
     Unwrap(Uuid, PiiError),
+    /// A sealed field's person has no data key at all, not even an erased one:
+    /// the key was lost, and the field cannot be read.
+    #[error("the data key of {0} is missing: personal fields sealed for them cannot be read")]
+    Lost(Uuid),
     /// A sealed field does not open with its person's key.
     #[error("a personal field of {0} does not open: {1}")]
     Open(Uuid, PiiError),
@@ -123,15 +128,22 @@ impl Keyring {
         wanted.sort_unstable();
         wanted.dedup();
         let keys = self.keys_for_reading(c, &wanted).await?;
-        let key_of = |s: &Uuid| keys.get(s).and_then(Option::as_ref);
+        // An erased person's key is `None`; a person with no key at all, whose
+        // fields are sealed, lost theirs: an error, never read as erased.
+        let key_of = |s: Uuid, sealed: bool| match keys.get(&s) {
+            Some(key) => Ok(key.as_ref()),
+            None if sealed => Err(KeyringError::Lost(s)),
+            None => Ok(None),
+        };
         for (i, data_subject, metadata_subject) in subjects {
             let p = &mut payloads[i];
             if let Some(s) = data_subject {
-                open_payload(key_of(&s), s, p.event_type, p.data)
-                    .map_err(|e| KeyringError::Open(s, e))?;
+                let key = key_of(s, any_sealed(personal_fields(p.event_type), p.data))?;
+                open_payload(key, s, p.event_type, p.data).map_err(|e| KeyringError::Open(s, e))?;
             }
             if let (Some(s), Some(metadata)) = (metadata_subject, p.metadata.as_deref_mut()) {
-                open_metadata(key_of(&s), s, metadata).map_err(|e| KeyringError::Open(s, e))?;
+                let key = key_of(s, any_sealed(&METADATA_FIELDS, metadata))?;
+                open_metadata(key, s, metadata).map_err(|e| KeyringError::Open(s, e))?;
             }
         }
         Ok(())
@@ -163,4 +175,9 @@ impl Keyring {
             .unwrap(subject, wrapped)
             .map_err(|e| KeyringError::Unwrap(subject, e))
     }
+}
+
+/// Whether any of `fields` of `data` holds a sealed value.
+fn any_sealed(fields: &[&str], data: &Value) -> bool {
+    fields.iter().any(|f| data.get(*f).is_some_and(is_sealed))
 }

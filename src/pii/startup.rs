@@ -47,6 +47,13 @@ pub enum KekError {
          wraps them (table pii_kek); restore it from a backup with the key file"
     )]
     RecordLost,
+    /// The log holds sealed personal fields but no data key is stored.
+    #[error(
+        "pii keys: the log holds sealed personal fields but table pii_subject_keys is empty; \
+         the data keys were lost: restore the table from a backup (with its key file), \
+         nothing of those people could be read"
+    )]
+    DataKeysLost,
 }
 
 /// Loads the KEK from `path` (creating it only for a database that has none)
@@ -54,6 +61,9 @@ pub enum KekError {
 pub async fn open_kek(pool: &Pool, path: &Path) -> Result<Kek, KekError> {
     let client = pool.get().await.map_err(StoreError::from)?;
     let record = pii_keys::kek_record(&client).await?;
+    if !record.has_data_keys && pii_keys::log_has_sealed_fields(&client).await? {
+        return Err(KekError::DataKeysLost);
+    }
     let shown = path.display().to_string();
     let kek = match key_file::read(path, "pii")? {
         Some(secret) => Kek::from_secret(&secret),

@@ -28,6 +28,20 @@ pub async fn kek_record(c: &impl GenericClient) -> Result<KekRecord, StoreError>
     })
 }
 
+/// Whether the log holds a sealed registration: personal data that needs data
+/// keys. Asked only when no data key is stored, so at most once per deployment
+/// on a large log.
+pub async fn log_has_sealed_fields(c: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM auth_events WHERE event_type = 'user.registered' \
+             AND data->>'email' LIKE 'pii:v1:%')",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Records `fingerprint` unless one is recorded already; returns the one that
 /// is recorded afterwards (another instance's, if it was first).
 pub async fn record_kek(c: &impl GenericClient, fingerprint: &str) -> Result<String, StoreError> {

@@ -84,6 +84,53 @@ async fn a_malformed_key_file_is_refused() {
 }
 
 #[actix_web::test]
+async fn lost_data_keys_are_refused_and_never_read_as_erased() {
+    use vouch::pii::keyring::{KeyringError, StoredPayload};
+    let app = spawn_app().await;
+    let ada = id(&app.create_user("ada@example.org").await);
+    let bob = id(&app.create_user("bob@example.org").await);
+    let db = app.db().await;
+    // One person's key gone (the others kept): reading their fields fails.
+    db.execute(
+        "DELETE FROM pii_subject_keys WHERE subject_id = $1",
+        &[&uuid::Uuid::parse_str(&ada).unwrap()],
+    )
+    .await
+    .unwrap();
+    let row = db
+        .query_one(
+            "SELECT data FROM auth_events WHERE event_type = 'user.registered' AND stream_id = $1",
+            &[&uuid::Uuid::parse_str(&ada).unwrap()],
+        )
+        .await
+        .unwrap();
+    let mut data: serde_json::Value = row.get(0);
+    let payload = StoredPayload {
+        event_type: "user.registered",
+        stream_id: uuid::Uuid::parse_str(&ada).unwrap(),
+        data: &mut data,
+        metadata: None,
+    };
+    let client = app.app.pool().get().await.unwrap();
+    let read = keyring(&app).open_payloads(&client, vec![payload]).await;
+    assert!(matches!(read, Err(KeyringError::Lost(_))), "{read:?}");
+    assert!(
+        data["email"].as_str().unwrap().starts_with("pii:v1:"),
+        "left as stored"
+    );
+    // Every key gone: the start is refused.
+    db.execute("DELETE FROM pii_subject_keys", &[])
+        .await
+        .unwrap();
+    let path = Settings::for_database(&app.database_url).pii_key_file;
+    let err = refusal(&app, &path).await;
+    assert!(err.contains("data keys were lost"), "{err}");
+    // Bob's is still read.
+    let res = app.get(&format!("/v1/users/{bob}"), &app.admin_key).await;
+    assert_eq!(res.body["email"], "bob@example.org");
+}
+
+#[actix_web::test]
 async fn data_keys_without_a_record_of_their_key_are_refused() {
     let app = spawn_app().await;
     let db = app.db().await;
