@@ -83,9 +83,10 @@ impl App {
             // Other users and org keys do not learn that this user exists.
             _ => return Err(AppError::NotFound),
         }
-        let current = current_password.ok_or_else(|| {
-            DomainError::invalid("current_password", "required to erase your own account")
-        })?;
+        // Not a malformed request (an admin sends none): not enough proof.
+        let current = current_password.ok_or(AppError::Forbidden(
+            "erasing your own account needs your current_password",
+        ))?;
         Ok(self
             .check_password(ctx, user_id, current)
             .await?

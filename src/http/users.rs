@@ -161,7 +161,7 @@ pub async fn enable_user(
               (status = 401, description = "`invalid_credentials`: wrong current password", body = ErrorBody),
               (status = 404, description = "`not_found`: no such user, erased already, or not the caller", body = ErrorBody),
               (status = 409, description = "`last_owner`: the user is the last owner of an org", body = ErrorBody),
-              (status = 422, description = "`validation_error`: `current_password` missing", body = ErrorBody),
+              (status = 403, description = "`forbidden`: the user sent no `current_password`", body = ErrorBody),
               (status = 429, description = "`rate_limited`: too many password attempts", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn erase_user(

@@ -202,7 +202,7 @@ async fn an_erased_person_is_forgotten_everywhere_and_the_log_stays_whole() {
     let (status, body) = erase(token.clone(), json!({})).await;
     assert_eq!(
         (status, &body["error"]["code"]),
-        (422, &json!("validation_error")),
+        (403, &json!("forbidden")),
         "{body}"
     );
     let (status, body) = erase(stranger, json!({})).await;
