@@ -1,6 +1,6 @@
 //! User commands and queries.
 
-use super::{App, AppError, Caller, Ctx};
+use super::{App, AppError, Caller, Ctx, Page, PageCursor};
 use crate::auth::password::{self, NewPassword};
 use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
@@ -44,6 +44,31 @@ impl App {
         };
         self.execute_new::<User>(ctx, id, None, &command).await?;
         self.user_row(id).await
+    }
+
+    /// The user directory (`vouch:admin`): every living user in id order, or
+    /// the one with this email (normalised as at sign-up).
+    pub async fn list_users(
+        &self,
+        ctx: &Ctx,
+        email: Option<Email>,
+        cursor: Option<PageCursor>,
+        limit: i64,
+    ) -> Result<Page<UserRow>, AppError> {
+        if !ctx.caller.is_admin() {
+            return Err(AppError::Forbidden("the user directory needs vouch:admin"));
+        }
+        let client = self.pool.get().await?;
+        let items = match email {
+            // One user at most: a page of its own, past which there is nothing.
+            Some(email) => users::find_user_by_email(&client, email.as_str())
+                .await?
+                .filter(|u| cursor.is_none_or(|c| u.id > c.0))
+                .into_iter()
+                .collect(),
+            None => users::find_users_page(&client, cursor.map(|c| c.0), limit).await?,
+        };
+        Ok(Page::by_id(items, limit, |u| u.id))
     }
 
     /// A user, visible to themself and to admins only.

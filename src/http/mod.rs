@@ -53,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/sessions/current", delete().to(sessions::sign_out))
     .route("/v1/me", get().to(sessions::me))
     .route("/v1/users", post().to(users::create_user))
+    .route("/v1/users", get().to(users::list_users))
     .route("/v1/orgs", post().to(orgs::create_org))
     .route("/v1/orgs", get().to(orgs::list_orgs))
     .route("/v1/audit/export", get().to(audit::export_events))

@@ -1,6 +1,6 @@
 //! `/v1/users` routes.
 
-use super::dto::{EventDto, UserDto};
+use super::dto::{EventDto, Page, UserDto};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json, MaybeAuth, OptionalJson};
 use crate::app::users::Registration;
@@ -10,7 +10,7 @@ use crate::domain::values::{Email, UserName};
 use actix_web::{web, HttpResponse};
 use secrecy::SecretString;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Sign-up request.
@@ -60,6 +60,21 @@ pub struct Reason {
 pub struct EraseUser {
     /// The user's password now (required when the user erases themself).
     pub current_password: Option<String>,
+}
+
+/// User directory parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// Only the user with this email (normalised as at sign-up: trimmed, lower-cased).
+    #[param(max_length = 254)]
+    pub email: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Checks an optional free-text reason.
@@ -198,4 +213,30 @@ pub async fn personal_data(
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .body(body))
+}
+
+/// The user directory (`vouch:admin`): every user in id order, or the one with
+/// an email; erased users are in neither.
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(UserListQuery),
+    responses((status = 200, body = Page<UserDto>),
+              (status = 403, description = "`forbidden`: not `vouch:admin`", body = ErrorBody),
+              (status = 422, description = "`validation_error`: a bad email, limit or cursor", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    q: web::Query<UserListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let email = q.email.as_deref().map(Email::parse).transpose()?;
+    let (cursor, limit) = super::orgs::PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let page = app.list_users(&ctx, email, cursor, limit).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.items.into_iter().map(UserDto::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

@@ -43,6 +43,19 @@ pub async fn find_user(c: &impl GenericClient, id: Uuid) -> Result<Option<UserRo
     query_opt(c, &sql, &[&id], user_row).await
 }
 
+/// A page of living users in id order, after `after`.
+pub async fn find_users_page(
+    c: &impl GenericClient,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE erased_at IS NULL \
+         AND ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+    );
+    super::rows::query_all(c, &sql, &[&after, &limit], user_row).await
+}
+
 /// Finds a user by normalised email.
 pub async fn find_user_by_email(
     c: &impl GenericClient,

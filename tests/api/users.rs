@@ -262,3 +262,78 @@ async fn sign_ups_are_throttled_per_client_address() {
         201
     );
 }
+
+#[actix_web::test]
+async fn the_user_directory_pages_and_finds_by_email_for_admins_only() {
+    let app = spawn_app().await;
+    let mut ids: Vec<String> = Vec::new();
+    for email in ["dir1@example.org", "dir2@example.org", "dir3@example.org"] {
+        ids.push(id(&app.create_user(email).await));
+    }
+    let (_, token, _) = app.user_session("dir4@example.org").await;
+    let erased = id(&app.create_user("gone@example.org").await);
+    assert_eq!(
+        app.delete(&format!("/v1/users/{erased}"), &app.admin_key)
+            .await
+            .status,
+        204
+    );
+
+    // Every living user once, in id order, two a page.
+    let mut seen = Vec::new();
+    let mut path = "/v1/users?limit=2".to_owned();
+    loop {
+        let page = app.get(&path, &app.admin_key).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        for u in page.body["items"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/users?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "id order");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(ids.iter().all(|i| seen.contains(i)) && !seen.contains(&erased));
+
+    // By email, normalised as at sign-up; nobody for an unknown or erased one.
+    let found = app
+        .get("/v1/users?email=%20DIR2@Example.ORG%20", &app.admin_key)
+        .await;
+    assert_eq!(
+        found.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        found.text
+    );
+    assert_eq!(found.body["items"][0]["id"], ids[1].as_str());
+    assert_eq!(found.body["next_cursor"], serde_json::Value::Null);
+    for nobody in ["nobody@example.org", "gone@example.org"] {
+        let res = app
+            .get(&format!("/v1/users?email={nobody}"), &app.admin_key)
+            .await;
+        assert_eq!(res.body["items"], serde_json::json!([]), "{nobody}");
+    }
+
+    // Bad input and other callers.
+    assert_error(
+        &app.get("/v1/users?email=not-an-email", &app.admin_key)
+            .await,
+        422,
+        "validation_error",
+    );
+    assert_error(
+        &app.get("/v1/users?cursor=nope", &app.admin_key).await,
+        422,
+        "validation_error",
+    );
+    assert_error(
+        &app.get("/v1/users?limit=0", &app.admin_key).await,
+        422,
+        "validation_error",
+    );
+    assert_error(&app.get("/v1/users", &token).await, 403, "forbidden");
+}

@@ -25,7 +25,7 @@ const METHODS: [&str; 8] = [
     paths(
         ops::healthz, ops::readyz, ops::metrics, serve,
         users::create_user, users::get_user, users::update_user, users::disable_user, users::enable_user,
-        users::erase_user, users::personal_data,
+        users::erase_user, users::personal_data, users::list_users,
         orgs::create_org, orgs::list_orgs, orgs::get_org, orgs::update_org,
         orgs::list_members, orgs::add_member, orgs::change_member, orgs::remove_member,
         keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key, keys::rotate_key, keys::verify_key,
