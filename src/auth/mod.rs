@@ -1,5 +1,6 @@
 //! Credentials: password hashing, the API-key format, constant-time comparison.
 
+pub mod action_token;
 pub mod api_key;
 pub mod jwt;
 pub mod key_file;
