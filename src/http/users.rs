@@ -68,7 +68,7 @@ pub struct EraseUser {
 #[into_params(parameter_in = Query)]
 pub struct UserListQuery {
     /// Only the user with this email (normalised as at sign-up: trimmed, lower-cased).
-    #[param(max_length = 254)]
+    #[param(format = "email", max_length = 254)]
     pub email: Option<String>,
     /// 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
