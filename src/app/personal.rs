@@ -88,9 +88,7 @@ impl App {
         ctx: &super::Ctx,
         user_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, AppError> {
-        if !(ctx.caller.is_admin() || ctx.caller.user_id() == Some(user_id)) {
-            return Err(AppError::NotFound);
-        }
+        self.require_self_or_admin(ctx, user_id)?;
         let client = self.pool.get().await?;
         crate::store::users::find_user(&client, user_id)
             .await?

@@ -151,7 +151,8 @@ impl App {
         self.user_row(id).await
     }
 
-    fn require_self_or_admin(&self, ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
+    /// The user themself or `vouch:admin`; others do not learn the user exists (404).
+    pub(crate) fn require_self_or_admin(&self, ctx: &Ctx, id: Uuid) -> Result<(), AppError> {
         if ctx.caller.is_admin() || ctx.caller.user_id() == Some(id) {
             Ok(())
         } else {

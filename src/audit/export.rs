@@ -196,22 +196,31 @@ async fn readable_forms(
         .iter()
         .map(|c| audit_form_with_digests(&c.event))
         .collect();
-    let mut opened: Vec<(Value, Value)> = page
+    // Only events with sealed fields have anything to open.
+    let mut opened: Vec<Option<(Value, Value)>> = page
         .iter()
-        .map(|c| (c.event.data.clone(), c.event.metadata.clone()))
+        .zip(&forms)
+        .map(|(c, (_, digests))| {
+            (!digests.is_empty()).then(|| (c.event.data.clone(), c.event.metadata.clone()))
+        })
         .collect();
     let payloads = page
         .iter()
         .zip(opened.iter_mut())
-        .map(|(c, (data, metadata))| StoredPayload {
-            event_type: &c.event.event_type,
-            stream_id: c.event.stream_id,
-            data,
-            metadata: Some(metadata),
+        .filter_map(|(c, opened)| {
+            opened.as_mut().map(|(data, metadata)| StoredPayload {
+                event_type: &c.event.event_type,
+                stream_id: c.event.stream_id,
+                data,
+                metadata: Some(metadata),
+            })
         })
         .collect();
     keyring.open_payloads(client, payloads).await?;
-    for ((form, digests), (data, metadata)) in forms.iter_mut().zip(opened) {
+    for ((form, digests), opened) in forms.iter_mut().zip(opened) {
+        let Some((data, metadata)) = opened else {
+            continue;
+        };
         for path in digests.keys() {
             let Some((section, field)) = path.split_once('.') else {
                 continue;

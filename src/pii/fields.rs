@@ -107,19 +107,20 @@ pub fn has_unsealed(event_type: &str, data: &Value, metadata: &Value) -> bool {
 /// Replaces each personal field of `data` that holds a value by [`ERASED`]:
 /// for a person erased before their fields were ever sealed.
 pub fn erase_payload(event_type: &str, data: &mut Value) {
-    erase_fields(personal_fields(event_type), data);
+    mark_fields(personal_fields(event_type), data, ERASED);
 }
 
 /// [`erase_payload`] for the caller's address and agent.
 pub fn erase_metadata(metadata: &mut Value) {
-    erase_fields(&METADATA_FIELDS, metadata);
+    mark_fields(&METADATA_FIELDS, metadata, ERASED);
 }
 
-fn erase_fields(fields: &[&str], data: &mut Value) {
+/// Replaces each of `fields` of `data` that holds a value by the string `mark`.
+fn mark_fields(fields: &[&str], data: &mut Value, mark: &str) {
     let Value::Object(map) = data else { return };
     for field in fields {
         if let Some(value) = map.get_mut(*field).filter(|v| !v.is_null()) {
-            *value = Value::String(ERASED.into());
+            *value = Value::String(mark.into());
         }
     }
 }
@@ -173,22 +174,13 @@ pub const WITHHELD: &str = "[redacted]";
 /// Withholds the personal fields of `data` (sealed or not) from a reader
 /// they do not belong to.
 pub fn withhold_payload(event_type: &str, data: &mut Value) {
-    withhold_fields(personal_fields(event_type), data);
+    mark_fields(personal_fields(event_type), data, WITHHELD);
 }
 
 /// Withholds the caller's address and agent in `metadata` from a reader they
 /// do not belong to.
 pub fn withhold_metadata(metadata: &mut Value) {
-    withhold_fields(&METADATA_FIELDS, metadata);
-}
-
-fn withhold_fields(fields: &[&str], data: &mut Value) {
-    let Value::Object(map) = data else { return };
-    for field in fields {
-        if let Some(value) = map.get_mut(*field).filter(|v| !v.is_null()) {
-            *value = Value::String(WITHHELD.into());
-        }
-    }
+    mark_fields(&METADATA_FIELDS, metadata, WITHHELD);
 }
 
 fn seal_fields(key: &DataKey, subject: Uuid, scope: &str, fields: &[&str], data: &mut Value) {
