@@ -110,6 +110,55 @@ pub struct Settings {
     /// Sessions, tokens and sign-in throttling.
     #[command(flatten)]
     pub auth: AuthSettings,
+
+    /// Mail: where it goes, and the links it carries.
+    #[command(flatten)]
+    pub mail: MailSettings,
+}
+
+/// The folder mails are written to when no transport is named.
+pub const DEFAULT_MAIL_DIR: &str = "vouch-mail";
+
+/// Mail: where it goes, and the links it carries.
+#[derive(Debug, Clone, Args)]
+pub struct MailSettings {
+    /// `smtp://[user:pass@]host:port[?starttls=true]` or `file:///dir` (one
+    /// `.eml` file per message). Unset: `file://` + the folder `vouch-mail`
+    /// in the working directory, beside the key files.
+    #[arg(long, env = "VOUCH_MAIL_URL")]
+    pub mail_url: Option<String>,
+
+    /// The address mails come from.
+    #[arg(
+        long,
+        env = "VOUCH_MAIL_FROM",
+        default_value = "vouch <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Where the app's pages live: every link in a mail is under it, with its
+    /// token as the `token` query parameter.
+    #[arg(
+        long,
+        env = "VOUCH_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
+    /// Whether this instance campaigns to send the mails the log asks for.
+    #[arg(long, env = "VOUCH_MAILER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mailer: bool,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            mail_url: None,
+            mail_from: "vouch <no-reply@localhost>".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            mailer: true,
+        }
+    }
 }
 
 /// Sessions, tokens and sign-in throttling.
@@ -159,6 +208,29 @@ pub struct AuthSettings {
     /// Sign-ups per client address per minute before 429.
     #[arg(long, env = "VOUCH_SIGNUP_IP_ATTEMPTS", default_value_t = 20)]
     pub signup_ip_attempts: usize,
+
+    /// Whether sign-in waits until the user verified their email (403
+    /// `email_not_verified` before).
+    #[arg(long, env = "VOUCH_REQUIRE_VERIFIED_EMAIL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_verified_email: bool,
+
+    /// Mails (verification, reset, email change) asked for one address within
+    /// the mail window before 429.
+    #[arg(long, env = "VOUCH_MAIL_EMAIL_REQUESTS", default_value_t = 5)]
+    pub mail_email_requests: usize,
+
+    /// Mails asked for from one client address within the mail window before 429.
+    #[arg(long, env = "VOUCH_MAIL_IP_REQUESTS", default_value_t = 30)]
+    pub mail_ip_requests: usize,
+
+    /// The mail window in seconds.
+    #[arg(long, env = "VOUCH_MAIL_WINDOW_SECONDS", default_value_t = 900)]
+    pub mail_window_seconds: i64,
+
+    /// Wrong tokens presented for one account or invitation within the mail
+    /// window before 429: its pending tokens can then not be guessed at.
+    #[arg(long, env = "VOUCH_TOKEN_FAILURES", default_value_t = 5)]
+    pub token_failures: usize,
 }
 
 impl Default for AuthSettings {
@@ -175,6 +247,11 @@ impl Default for AuthSettings {
             signin_ip_attempts: 30,
             signin_ip_window_seconds: 60,
             signup_ip_attempts: 20,
+            require_verified_email: false,
+            mail_email_requests: 5,
+            mail_ip_requests: 30,
+            mail_window_seconds: 900,
+            token_failures: 5,
         }
     }
 }
@@ -210,6 +287,10 @@ impl Settings {
             auth: AuthSettings {
                 jwks_publish_delay_seconds: 0,
                 ..AuthSettings::default()
+            },
+            mail: MailSettings {
+                mailer: false,
+                ..MailSettings::default()
             },
         }
     }

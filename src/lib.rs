@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod instance;
+pub mod mail;
 pub mod pii;
 pub mod startup;
 pub mod store;

@@ -33,6 +33,9 @@ pub enum StartError {
     /// The personal-data key file was refused.
     #[error("{0}")]
     PiiKey(#[from] crate::pii::startup::KekError),
+    /// The mail settings are not usable.
+    #[error("mail: {0}")]
+    Mail(String),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -76,6 +79,7 @@ impl Application {
         // First: a key file that cannot be read or written must stop start-up
         // before the bootstrap commits an admin key it would never print.
         let audit_key = crate::audit::key::AuditKey::load_or_create(&settings.audit_key_file)?;
+        let mailer = mailer_settings(&settings)?;
         let listener = bind(&settings.bind)?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let management_listener = settings.metrics_address().map(bind).transpose()?;
@@ -92,7 +96,21 @@ impl Application {
         app.ensure_signing_key().await?;
         let relay_status = Arc::new(RelayStatus::default());
         let policy = crate::audit::chainer::CheckpointPolicy::from_settings(&settings);
-        let workers = start_workers(&settings, &app, &keyring, &audit_key, &relay_status);
+        let mut workers = start_workers(&settings, &app, &keyring, &audit_key, &relay_status);
+        if let Some((transport, composer)) = mailer {
+            let config = crate::mail::MailerConfig {
+                database_url: settings.database_url.clone(),
+                transport,
+                composer,
+                keyring: keyring.clone(),
+                batch: 500,
+            };
+            let status = Arc::new(crate::mail::MailerStatus::default());
+            workers.spawn_until_stopped(
+                "mailer",
+                crate::mail::run(app.pool().clone(), config, status),
+            );
+        }
         let seal = web::Data::new(crate::auth::seal::ResponseSeal::new(
             audit_key.derive("vouch idempotency v1"),
         ));
@@ -234,6 +252,32 @@ fn start_workers(
         workers.spawn_until_stopped("chainer", chainer);
     }
     workers
+}
+
+/// The mailer's transport and composer, checked before anything starts;
+/// `None` when this instance does not mail.
+fn mailer_settings(
+    settings: &Settings,
+) -> Result<Option<(crate::mail::MailTransport, crate::mail::compose::Composer)>, StartError> {
+    let mail = &settings.mail;
+    let composer = crate::mail::compose::Composer::new(&mail.public_url, &mail.mail_from)
+        .map_err(|e| StartError::Mail(e.to_string()))?;
+    if !mail.mailer {
+        return Ok(None);
+    }
+    let url = match &mail.mail_url {
+        Some(url) => url.clone(),
+        None => {
+            let dir = std::env::current_dir()
+                .map_err(|e| StartError::Mail(e.to_string()))?
+                .join(crate::config::DEFAULT_MAIL_DIR);
+            format!("file://{}", dir.display())
+        }
+    };
+    let transport =
+        crate::mail::MailTransport::from_url(&url).map_err(|e| StartError::Mail(e.to_string()))?;
+    tracing::info!(to = %transport.describe(), "mails go to {}", transport.describe());
+    Ok(Some((transport, composer)))
 }
 
 /// Binds a listener, before anything is committed: a start-up that cannot

@@ -27,6 +27,13 @@ pub enum AppError {
     /// No such object, or not visible to the caller.
     #[error("not found")]
     NotFound,
+    /// An action token (verification, reset, email change, invitation) is
+    /// malformed, unknown, used, replaced or expired: one answer for all.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Sign-in waits until the user verified their email.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// The email is registered already.
     #[error("email taken")]
     EmailTaken,

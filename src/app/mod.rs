@@ -15,6 +15,7 @@ pub mod export;
 pub mod idempotency;
 pub mod introspection;
 pub mod keys;
+mod lifecycle;
 pub mod maintenance;
 pub mod migrate_pii;
 pub mod orgs;

@@ -83,6 +83,16 @@ impl App {
                 return Err(AppError::InvalidCredentials);
             }
         };
+        if self.policy.auth.require_verified_email && !user.email_verified {
+            // Only the holder of the password learns this, and gets a fresh
+            // verification mail (unless the mail throttle says no).
+            self.settle(attempt, false).await?;
+            match self.send_verification(ctx, &user).await {
+                Ok(()) | Err(AppError::RateLimited { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            return Err(AppError::EmailNotVerified);
+        }
         let session_id = self.clock.new_id();
         let refresh_token = RefreshToken::generate(session_id);
         let command = SessionCommand::Start {

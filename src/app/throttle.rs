@@ -4,7 +4,7 @@
 //! failure until it is settled, so parallel guesses cannot slip past the limit.
 
 use super::{App, AppError};
-use crate::store::attempts;
+use crate::store::attempts::{self, Bucket};
 use chrono::{DateTime, Duration, Utc};
 
 /// A reserved sign-in attempt, settled once the password was checked.
@@ -93,12 +93,77 @@ impl App {
         Ok(())
     }
 
+    /// Counts a mail asked for `email` from `ip`, or answers 429. Known and
+    /// unknown addresses are counted alike (a reset's answer tells nothing).
+    pub(crate) async fn reserve_mail(&self, email: &str, ip: Option<&str>) -> Result<(), AppError> {
+        let keyring = self.keyring()?;
+        let email = &keyring.blind("mail", email);
+        let ip = ip.map(|ip| keyring.blind("ip", ip));
+        let policy = &self.policy.auth;
+        let now = self.clock.now();
+        let window = Duration::seconds(policy.mail_window_seconds);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        attempts::lock_bucket(&tx, Bucket::Mail, email).await?;
+        let asked = attempts::find_bucket_times(&tx, Bucket::Mail, email, now - window).await?;
+        let mut wait = retry_after(&asked, policy.mail_email_requests, window, now);
+        if let Some(ip) = ip.as_deref() {
+            let from =
+                attempts::find_bucket_times_from(&tx, Bucket::Mail, ip, now - window).await?;
+            wait = wait.max(retry_after(&from, policy.mail_ip_requests, window, now));
+        }
+        if let Some(retry_after) = wait {
+            return Err(AppError::RateLimited { retry_after });
+        }
+        attempts::create_bucket_attempt(&tx, Bucket::Mail, email, ip.as_deref(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Refuses (429) a token for `target` (the account or invitation it
+    /// names) once too many wrong ones were presented for it.
+    pub(crate) async fn check_token_attempts(&self, target: uuid::Uuid) -> Result<(), AppError> {
+        let key = self.keyring()?.blind("token", &target.to_string());
+        let policy = &self.policy.auth;
+        let now = self.clock.now();
+        let window = Duration::seconds(policy.mail_window_seconds);
+        let client = self.pool.get().await?;
+        let failed =
+            attempts::find_bucket_times(&client, Bucket::Token, &key, now - window).await?;
+        match retry_after(&failed, policy.token_failures, window, now) {
+            Some(retry_after) => Err(AppError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a wrong token presented for `target`.
+    pub(crate) async fn record_token_failure(
+        &self,
+        target: uuid::Uuid,
+        ip: Option<&str>,
+    ) -> Result<(), AppError> {
+        let keyring = self.keyring()?;
+        let key = keyring.blind("token", &target.to_string());
+        let ip = ip.map(|ip| keyring.blind("ip", ip));
+        let client = self.pool.get().await?;
+        attempts::create_bucket_attempt(
+            &client,
+            Bucket::Token,
+            &key,
+            ip.as_deref(),
+            self.clock.now(),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Forgets attempts older than every window.
     pub async fn prune_attempts(&self) -> Result<u64, AppError> {
         let auth = &self.policy.auth;
         let longest = auth
             .signin_email_window_seconds
             .max(auth.signin_ip_window_seconds)
+            .max(auth.mail_window_seconds)
             .max(60);
         let cutoff = self.clock.now() - Duration::seconds(longest);
         let client = self.pool.get().await?;

@@ -43,7 +43,15 @@ impl App {
             password_hash,
         };
         self.execute_new::<User>(ctx, id, None, &command).await?;
-        self.user_row(id).await
+        let user = self.user_row(id).await?;
+        if self.policy.auth.require_verified_email {
+            // Sign-in waits for the address: the first mail goes out at once.
+            match self.send_verification(ctx, &user).await {
+                Ok(()) | Err(AppError::RateLimited { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(user)
     }
 
     /// The user directory (`vouch:admin`): every living user in id order, or
@@ -160,7 +168,7 @@ impl App {
         }
     }
 
-    async fn user_row(&self, id: Uuid) -> Result<UserRow, AppError> {
+    pub(crate) async fn user_row(&self, id: Uuid) -> Result<UserRow, AppError> {
         let client = self.pool.get().await?;
         users::find_user(&client, id)
             .await?

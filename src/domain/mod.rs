@@ -5,6 +5,7 @@
 //! new events (or a [`DomainError`]), `evolve` folds an event into the state.
 
 pub mod access_review;
+pub mod action;
 pub mod api_key;
 mod error;
 mod event;

@@ -27,6 +27,8 @@ pub enum RevokeReason {
     Admin,
     /// The user was erased.
     UserErased,
+    /// The password was set anew with a reset token.
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -39,6 +41,7 @@ impl RevokeReason {
             Self::RefreshReuse => "refresh_reuse",
             Self::Admin => "admin",
             Self::UserErased => "user_erased",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

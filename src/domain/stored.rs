@@ -164,7 +164,14 @@ pub fn upcast(event_type: &str, schema_version: i16, mut data: Value) -> Result<
 }
 
 /// Payload fields that hold secrets (as hashes) and never leave the database.
-pub const REDACTED_FIELDS: [&str; 3] = ["password_hash", "refresh_token_hash", "key_hash"];
+/// An action token (sealed, for the mailer) and its hash are among them.
+pub const REDACTED_FIELDS: [&str; 5] = [
+    "password_hash",
+    "refresh_token_hash",
+    "key_hash",
+    "token",
+    "token_hash",
+];
 
 /// Replaces secret-bearing fields of a payload with `"[redacted]"`.
 pub fn redact(mut data: Value) -> Value {

@@ -22,6 +22,9 @@ pub struct UserDto {
     pub email: String,
     /// Display name.
     pub name: Option<String>,
+    /// Whether the user proved their current address (a verification mail's
+    /// token, or the token of an email change).
+    pub email_verified: bool,
     /// Whether sign-in is refused.
     pub disabled: bool,
     /// Registration time.
@@ -34,6 +37,7 @@ impl From<UserRow> for UserDto {
             id: u.id,
             email: u.email,
             name: u.name,
+            email_verified: u.email_verified,
             disabled: u.disabled,
             created_at: u.created_at,
         }

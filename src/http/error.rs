@@ -148,6 +148,19 @@ impl ApiError {
                 ),
                 AppError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
                 AppError::NotFound => (S::NOT_FOUND, "not_found", "no such object".into(), None),
+                AppError::InvalidToken => (
+                    S::BAD_REQUEST,
+                    "invalid_token",
+                    "the token is not valid: it may be malformed, used, replaced or expired".into(),
+                    field("token"),
+                ),
+                AppError::EmailNotVerified => (
+                    S::FORBIDDEN,
+                    "email_not_verified",
+                    "sign-in needs a verified email address: confirm the verification mail first"
+                        .into(),
+                    None,
+                ),
                 AppError::EmailTaken => (
                     S::CONFLICT,
                     "email_taken",

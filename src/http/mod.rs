@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod keys;
+pub mod lifecycle;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -52,6 +53,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/sessions/refresh", post().to(sessions::refresh))
     .route("/v1/sessions/current", delete().to(sessions::sign_out))
     .route("/v1/me", get().to(sessions::me))
+    .route(
+        "/v1/password-reset",
+        post().to(lifecycle::request_password_reset),
+    )
+    .route(
+        "/v1/password-reset/confirm",
+        post().to(lifecycle::confirm_password_reset),
+    )
+    .route(
+        "/v1/email-verification/confirm",
+        post().to(lifecycle::confirm_email_verification),
+    )
+    .route(
+        "/v1/email-change/confirm",
+        post().to(lifecycle::confirm_email_change),
+    )
     .route("/v1/users", post().to(users::create_user))
     .route("/v1/users", get().to(users::list_users))
     .route("/v1/orgs", post().to(orgs::create_org))
@@ -85,6 +102,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         get().to(users::personal_data),
     )
     .route("/v1/users/{id}/enable", post().to(users::enable_user))
+    .route(
+        "/v1/users/{id}/email-verification",
+        post().to(lifecycle::request_email_verification),
+    )
+    .route(
+        "/v1/users/{id}/email",
+        post().to(lifecycle::request_email_change),
+    )
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))
     .route("/v1/orgs/{org_id}/members", get().to(orgs::list_members))

@@ -14,10 +14,21 @@ pub const SEALED_PREFIX: &str = "pii:v1:";
 pub use crate::domain::personal::ERASED;
 
 /// The personal fields of each event type that has any.
-const PERSONAL: [(&str, &[&str]); 3] = [
+/// An action token in the clear is sealed as one of its person's fields
+/// (besides being redacted wherever an event is shown): only the mailer,
+/// holding the key file, opens it.
+const PERSONAL: [(&str, &[&str]); 8] = [
     ("user.registered", &["email", "name"]),
     ("user.renamed", &["name"]),
     ("session.started", &["ip", "user_agent"]),
+    ("user.email_verification_requested", &["email", "token"]),
+    ("user.password_reset_requested", &["email", "token"]),
+    (
+        "user.email_change_requested",
+        &["email", "new_email", "token"],
+    ),
+    ("user.email_changed", &["email"]),
+    ("org.invitation_created", &["email", "token"]),
 ];
 
 /// The personal fields of `event_type` (none for most types).
@@ -29,7 +40,8 @@ pub fn personal_fields(event_type: &str) -> &'static [&'static str] {
 }
 
 /// Whose personal fields an event holds: the user of a user event, the
-/// `user_id` of a session's start; `None` for an event without any.
+/// `user_id` of a session's start, the invitation of an invitation (the
+/// invitee is nobody's user yet); `None` for an event without any.
 pub fn subject_of(event_type: &str, stream_id: Uuid, data: &Value) -> Option<Uuid> {
     if personal_fields(event_type).is_empty() {
         return None;
@@ -37,6 +49,10 @@ pub fn subject_of(event_type: &str, stream_id: Uuid, data: &Value) -> Option<Uui
     match event_type.split_once('.').map(|(s, _)| s) {
         Some("user") => Some(stream_id),
         Some("session") => user_id_in(data),
+        Some("org") => data
+            .get("invitation_id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok()),
         _ => None,
     }
 }

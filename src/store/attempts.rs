@@ -136,6 +136,83 @@ pub async fn create_sign_up(
     Ok(())
 }
 
+/// A throttle bucket of the account-lifecycle flows: mails asked for
+/// (`mail`, by email and by address) and failed token confirmations (`token`,
+/// by the id the token names). Keys are keyed indexes, never the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Mails asked for.
+    Mail,
+    /// Failed confirmations of one token's target.
+    Token,
+}
+
+impl Bucket {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::Token => "token",
+        }
+    }
+}
+
+/// Locks a bucket's key (in the caller's transaction).
+pub async fn lock_bucket(
+    c: &impl GenericClient,
+    bucket: Bucket,
+    key: &str,
+) -> Result<(), StoreError> {
+    lock(c, bucket.kind(), key).await
+}
+
+/// Times of a bucket's attempts for `key` (its `email` column) since `since`.
+pub async fn find_bucket_times(
+    c: &impl GenericClient,
+    bucket: Bucket,
+    key: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let sql = match bucket {
+        Bucket::Mail => "SELECT at FROM auth_attempts WHERE kind = 'mail' AND email = $1 AND at > $2 ORDER BY at",
+        Bucket::Token => "SELECT at FROM auth_attempts WHERE kind = 'token' AND email = $1 AND at > $2 ORDER BY at",
+    };
+    times(c, sql, key, since).await
+}
+
+/// Times of a bucket's attempts from address `ip` since `since`.
+pub async fn find_bucket_times_from(
+    c: &impl GenericClient,
+    bucket: Bucket,
+    ip: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let sql = match bucket {
+        Bucket::Mail => {
+            "SELECT at FROM auth_attempts WHERE kind = 'mail' AND ip = $1 AND at > $2 ORDER BY at"
+        }
+        Bucket::Token => {
+            "SELECT at FROM auth_attempts WHERE kind = 'token' AND ip = $1 AND at > $2 ORDER BY at"
+        }
+    };
+    times(c, sql, ip, since).await
+}
+
+/// Records an attempt in a bucket.
+pub async fn create_bucket_attempt(
+    c: &impl GenericClient,
+    bucket: Bucket,
+    key: &str,
+    ip: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO auth_attempts (kind, email, ip, failed, at) VALUES ($1, $2, $3, true, $4)",
+        &[&bucket.kind(), &key, &ip, &at],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Forgets attempts older than `cutoff`.
 pub async fn delete_before(
     c: &impl GenericClient,

@@ -7,6 +7,9 @@ use deadpool_postgres::GenericClient;
 /// The relay's checkpoint: the last event the broker confirmed.
 pub const RELAY: &str = "relay";
 
+/// The mailer's checkpoint: the last event whose mails were handed over.
+pub const MAILER: &str = "mailer";
+
 /// Where reader `name` resumes (the start of the log if it never ran).
 pub async fn find_checkpoint(
     c: &impl GenericClient,

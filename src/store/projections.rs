@@ -21,6 +21,10 @@ const USER_REGISTERED: &str =
 const USER_RENAMED: &str = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
 const USER_PASSWORD_CHANGED: &str =
     "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+const USER_EMAIL_VERIFIED: &str =
+    "UPDATE users SET email_verified = true, updated_at = $2 WHERE id = $1";
+const USER_EMAIL_CHANGED: &str =
+    "UPDATE users SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1";
 const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
 const USER_ERASED: &str =
     "UPDATE users SET email = NULL, name = NULL, erased_at = $2, updated_at = $2 WHERE id = $1";
@@ -51,8 +55,10 @@ const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm,
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 20] = [
+const STATEMENTS: [&str; 22] = [
     USER_REGISTERED,
+    USER_EMAIL_VERIFIED,
+    USER_EMAIL_CHANGED,
     USER_RENAMED,
     USER_PASSWORD_CHANGED,
     USER_ACCESS_CHANGED,
@@ -154,7 +160,13 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
             Write::new(USER_ERASED, params![id, at]),
             Write::new(USER_SESSIONS_ERASED, params![id]),
         ],
-        UserEvent::PasswordChanged { password_hash } => vec![Write::new(
+        UserEvent::EmailVerified {} => vec![Write::new(USER_EMAIL_VERIFIED, params![id, at])],
+        UserEvent::EmailChanged { email } => vec![Write::new(
+            USER_EMAIL_CHANGED,
+            params![id, email.known().map(|e| e.as_str().to_owned()), at],
+        )],
+        UserEvent::PasswordChanged { password_hash }
+        | UserEvent::PasswordReset { password_hash } => vec![Write::new(
             USER_PASSWORD_CHANGED,
             params![id, password_hash.clone(), at],
         )],
@@ -162,7 +174,10 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
             let disabled = matches!(event, UserEvent::Disabled { .. });
             vec![Write::new(USER_ACCESS_CHANGED, params![id, disabled, at])]
         }
-        UserEvent::LoginFailed { .. } => vec![],
+        UserEvent::LoginFailed { .. }
+        | UserEvent::EmailVerificationRequested { .. }
+        | UserEvent::PasswordResetRequested { .. }
+        | UserEvent::EmailChangeRequested { .. } => vec![],
     }
 }
 

@@ -18,13 +18,15 @@ pub struct UserRow {
     pub name: Option<String>,
     /// argon2id PHC string; never serialised to clients.
     pub password_hash: String,
+    /// Whether the user proved their current address.
+    pub email_verified: bool,
     /// Whether sign-in is refused.
     pub disabled: bool,
     /// Registration time.
     pub created_at: DateTime<Utc>,
 }
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, disabled, created_at";
+const USER_COLUMNS: &str = "id, email, name, password_hash, disabled, created_at, email_verified";
 
 fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
     Ok(UserRow {
@@ -34,6 +36,7 @@ fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
         password_hash: r.try_get(3)?,
         disabled: r.try_get(4)?,
         created_at: r.try_get(5)?,
+        email_verified: r.try_get(6)?,
     })
 }
 

@@ -25,6 +25,8 @@ const LINKS: [Link; 7] = [
             "change_password",
             "erase_user",
             "personal_data",
+            "request_email_verification",
+            "request_email_change",
         ],
         &[("id", "$response.body#/id")],
     ),

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document: generated from the handlers' annotations, then
 //! completed with the conventions that API.md states once for every operation.
 
-use super::{access, audit, events, keys, ops, orgs, sessions, users};
+use super::{access, audit, events, keys, lifecycle, ops, orgs, sessions, users};
 use actix_web::dev::ResourceDef;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -32,6 +32,9 @@ const METHODS: [&str; 8] = [
         events::list_events, events::list_org_events, access::access_review, audit::export_events,
         sessions::jwks, sessions::sign_in, sessions::refresh, sessions::list_sessions, sessions::sign_out,
         sessions::revoke_session, sessions::me, sessions::change_password, sessions::introspect,
+        lifecycle::request_email_verification, lifecycle::confirm_email_verification,
+        lifecycle::request_password_reset, lifecycle::confirm_password_reset,
+        lifecycle::request_email_change, lifecycle::confirm_email_change,
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,8 +1,12 @@
 //! The user aggregate: registration, profile, password and access state.
 
+mod lifecycle;
+
+use super::action::{Pending, Presented, TokenIssue, TokenSecret};
 use super::personal::Personal;
 use super::values::{Email, UserName};
 use super::{Aggregate, DomainError, DomainEvent, StreamType};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Events of a user stream.
@@ -44,6 +48,59 @@ pub enum UserEvent {
     /// again, and the user can do nothing more.
     #[serde(rename = "user.erased")]
     Erased {},
+    /// The user asked for a mail to prove their address is theirs.
+    #[serde(rename = "user.email_verification_requested")]
+    EmailVerificationRequested {
+        /// Where the mail goes; personal data.
+        email: Personal<Email>,
+        /// The token, for the mailer; sealed, and redacted wherever shown.
+        token: Personal<TokenSecret>,
+        /// Hex SHA-256 of the token; redacted wherever shown.
+        token_hash: String,
+        /// When the token stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The user proved their address with the token.
+    #[serde(rename = "user.email_verified")]
+    EmailVerified {},
+    /// Someone asked for a password reset of this account by its email.
+    #[serde(rename = "user.password_reset_requested")]
+    PasswordResetRequested {
+        /// Where the mail goes; personal data.
+        email: Personal<Email>,
+        /// The token, for the mailer; sealed, and redacted wherever shown.
+        token: Personal<TokenSecret>,
+        /// Hex SHA-256 of the token; redacted wherever shown.
+        token_hash: String,
+        /// When the token stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The password was set anew with a reset token.
+    #[serde(rename = "user.password_reset")]
+    PasswordReset {
+        /// argon2id PHC string; redacted whenever the event leaves the database.
+        password_hash: String,
+    },
+    /// The user asked to move the account to a new address.
+    #[serde(rename = "user.email_change_requested")]
+    EmailChangeRequested {
+        /// The address now, which gets a notice; personal data.
+        email: Personal<Email>,
+        /// The address asked for, which gets the token; personal data.
+        new_email: Personal<Email>,
+        /// The token, for the mailer; sealed, and redacted wherever shown.
+        token: Personal<TokenSecret>,
+        /// Hex SHA-256 of the token; redacted wherever shown.
+        token_hash: String,
+        /// When the token stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The account moved to the new address, proven by its token.
+    #[serde(rename = "user.email_changed")]
+    EmailChanged {
+        /// The new address; personal data.
+        email: Personal<Email>,
+    },
     /// A sign-in with a wrong password (recorded behind throttling only).
     #[serde(rename = "user.login_failed")]
     LoginFailed {
@@ -90,6 +147,28 @@ pub enum UserCommand {
     },
     /// Forget the person.
     Erase,
+    /// Record a verification mail's token.
+    RequestEmailVerification(TokenIssue),
+    /// Mark the address verified with a verification token.
+    ConfirmEmailVerification(Presented),
+    /// Record a password-reset mail's token.
+    RequestPasswordReset(TokenIssue),
+    /// Set a new password with a reset token.
+    ConfirmPasswordReset {
+        /// The token presented.
+        presented: Presented,
+        /// argon2id hash of the new password.
+        password_hash: String,
+    },
+    /// Record an email change and its token for the new address.
+    RequestEmailChange {
+        /// The address asked for.
+        new_email: Email,
+        /// The token for it.
+        issue: TokenIssue,
+    },
+    /// Move to the new address with an email-change token.
+    ConfirmEmailChange(Presented),
 }
 
 /// The state of one user, as far as its rules need it.
@@ -98,13 +177,23 @@ pub struct User {
     exists: bool,
     erased: bool,
     name: Option<UserName>,
+    email: Option<Email>,
+    email_verified: bool,
     disabled: bool,
+    verification: Option<Pending>,
+    reset: Option<Pending>,
+    change: Option<(Pending, Email)>,
 }
 
 impl User {
     /// Whether the user may sign in.
     pub fn is_disabled(&self) -> bool {
         self.disabled
+    }
+
+    /// Whether the user proved their current address.
+    pub fn is_email_verified(&self) -> bool {
+        self.email_verified
     }
 
     /// Whether the person was erased.
@@ -165,167 +254,33 @@ impl Aggregate for User {
                 reason: reason.clone(),
             }],
             C::Erase => vec![E::Erased {}],
+            lifecycle => self.decide_lifecycle(lifecycle)?,
         })
     }
 
     fn evolve(mut self, event: &UserEvent) -> Self {
         match event {
-            UserEvent::Registered { name, .. } => {
+            UserEvent::Registered { name, email, .. } => {
                 self.exists = true;
                 self.name = name.as_ref().and_then(Personal::known).cloned();
+                self.email = email.known().cloned();
             }
             UserEvent::Renamed { name } => self.name = name.known().cloned(),
             UserEvent::Erased {} => {
-                self.erased = true;
-                self.name = None;
+                self = Self {
+                    exists: true,
+                    erased: true,
+                    ..Self::default()
+                };
             }
             UserEvent::Disabled { .. } => self.disabled = true,
             UserEvent::Enabled {} => self.disabled = false,
-            UserEvent::PasswordChanged { .. } | UserEvent::LoginFailed { .. } => {}
+            UserEvent::LoginFailed { .. } => {}
+            lifecycle => self.evolve_lifecycle(lifecycle),
         }
         self
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::testing::given;
-    use UserCommand as C;
-    use UserEvent as E;
-
-    fn registered() -> E {
-        E::Registered {
-            email: Email::parse("ada@example.org").unwrap().into(),
-            name: None,
-            password_hash: "$argon2id$x".into(),
-        }
-    }
-
-    fn name(n: &str) -> UserName {
-        UserName::parse(n).unwrap()
-    }
-
-    #[test]
-    fn a_new_user_registers() {
-        given::<User>([])
-            .when(C::Register {
-                email: Email::parse("ada@example.org").unwrap(),
-                name: None,
-                password_hash: "$argon2id$x".into(),
-            })
-            .then([registered()]);
-    }
-
-    #[test]
-    fn registering_twice_is_refused() {
-        given::<User>([registered()])
-            .when(C::Register {
-                email: Email::parse("ada@example.org").unwrap(),
-                name: None,
-                password_hash: "$argon2id$y".into(),
-            })
-            .then_err(DomainError::AlreadyExists);
-    }
-
-    #[test]
-    fn commands_on_a_missing_user_are_not_found() {
-        given::<User>([])
-            .when(C::Rename { name: name("Ada") })
-            .then_err(DomainError::NotFound);
-        given::<User>([])
-            .when(C::Enable)
-            .then_err(DomainError::NotFound);
-    }
-
-    #[test]
-    fn renaming_to_the_same_name_changes_nothing() {
-        given::<User>([
-            registered(),
-            E::Renamed {
-                name: name("Ada").into(),
-            },
-        ])
-        .when(C::Rename { name: name("Ada") })
-        .then_nothing();
-        given::<User>([registered()])
-            .when(C::Rename { name: name("Ada") })
-            .then([E::Renamed {
-                name: name("Ada").into(),
-            }]);
-    }
-
-    #[test]
-    fn disabling_is_idempotent() {
-        given::<User>([registered()])
-            .when(C::Disable { reason: None })
-            .then([E::Disabled { reason: None }]);
-        given::<User>([registered(), E::Disabled { reason: None }])
-            .when(C::Disable { reason: None })
-            .then_nothing();
-    }
-
-    #[test]
-    fn enabling_only_a_disabled_user_records_an_event() {
-        given::<User>([registered()]).when(C::Enable).then_nothing();
-        given::<User>([registered(), E::Disabled { reason: None }])
-            .when(C::Enable)
-            .then([E::Enabled {}]);
-    }
-
-    #[test]
-    fn a_password_change_is_recorded() {
-        given::<User>([registered()])
-            .when(C::ChangePassword {
-                password_hash: "$argon2id$z".into(),
-            })
-            .then([E::PasswordChanged {
-                password_hash: "$argon2id$z".into(),
-            }]);
-    }
-
-    #[test]
-    fn events_round_trip_through_their_stored_form() {
-        let (ty, data) = registered().to_stored().unwrap();
-        assert_eq!(ty, "user.registered");
-        assert_eq!(data["email"], "ada@example.org");
-        assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), registered());
-        let (ty, data) = E::Enabled {}.to_stored().unwrap();
-        assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), E::Enabled {});
-    }
-
-    #[test]
-    fn an_erased_user_is_gone_for_every_command() {
-        given::<User>([registered()])
-            .when(C::Erase)
-            .then([E::Erased {}]);
-        let erased = [registered(), E::Erased {}];
-        given::<User>(erased.clone())
-            .when(C::Erase)
-            .then_err(DomainError::NotFound);
-        given::<User>(erased.clone())
-            .when(C::Rename { name: name("Ada") })
-            .then_err(DomainError::NotFound);
-        given::<User>(erased)
-            .when(C::RecordLoginFailure {
-                reason: "wrong_password".into(),
-            })
-            .then_err(DomainError::NotFound);
-    }
-
-    #[test]
-    fn an_erased_registration_reads_back_as_erased() {
-        let data = serde_json::json!({
-            "email": "[erased]", "name": "[erased]", "password_hash": "$argon2id$x"
-        });
-        let event = UserEvent::from_stored("user.registered", data).unwrap();
-        assert_eq!(
-            event,
-            E::Registered {
-                email: Personal::Erased,
-                name: Some(Personal::Erased),
-                password_hash: "$argon2id$x".into(),
-            }
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,301 @@
+use super::*;
+use crate::domain::testing::given;
+use UserCommand as C;
+use UserEvent as E;
+
+fn registered() -> E {
+    E::Registered {
+        email: Email::parse("ada@example.org").unwrap().into(),
+        name: None,
+        password_hash: "$argon2id$x".into(),
+    }
+}
+
+fn name(n: &str) -> UserName {
+    UserName::parse(n).unwrap()
+}
+
+#[test]
+fn a_new_user_registers() {
+    given::<User>([])
+        .when(C::Register {
+            email: Email::parse("ada@example.org").unwrap(),
+            name: None,
+            password_hash: "$argon2id$x".into(),
+        })
+        .then([registered()]);
+}
+
+#[test]
+fn registering_twice_is_refused() {
+    given::<User>([registered()])
+        .when(C::Register {
+            email: Email::parse("ada@example.org").unwrap(),
+            name: None,
+            password_hash: "$argon2id$y".into(),
+        })
+        .then_err(DomainError::AlreadyExists);
+}
+
+#[test]
+fn commands_on_a_missing_user_are_not_found() {
+    given::<User>([])
+        .when(C::Rename { name: name("Ada") })
+        .then_err(DomainError::NotFound);
+    given::<User>([])
+        .when(C::Enable)
+        .then_err(DomainError::NotFound);
+}
+
+#[test]
+fn renaming_to_the_same_name_changes_nothing() {
+    given::<User>([
+        registered(),
+        E::Renamed {
+            name: name("Ada").into(),
+        },
+    ])
+    .when(C::Rename { name: name("Ada") })
+    .then_nothing();
+    given::<User>([registered()])
+        .when(C::Rename { name: name("Ada") })
+        .then([E::Renamed {
+            name: name("Ada").into(),
+        }]);
+}
+
+#[test]
+fn disabling_is_idempotent() {
+    given::<User>([registered()])
+        .when(C::Disable { reason: None })
+        .then([E::Disabled { reason: None }]);
+    given::<User>([registered(), E::Disabled { reason: None }])
+        .when(C::Disable { reason: None })
+        .then_nothing();
+}
+
+#[test]
+fn enabling_only_a_disabled_user_records_an_event() {
+    given::<User>([registered()]).when(C::Enable).then_nothing();
+    given::<User>([registered(), E::Disabled { reason: None }])
+        .when(C::Enable)
+        .then([E::Enabled {}]);
+}
+
+#[test]
+fn a_password_change_is_recorded() {
+    given::<User>([registered()])
+        .when(C::ChangePassword {
+            password_hash: "$argon2id$z".into(),
+        })
+        .then([E::PasswordChanged {
+            password_hash: "$argon2id$z".into(),
+        }]);
+}
+
+#[test]
+fn events_round_trip_through_their_stored_form() {
+    let (ty, data) = registered().to_stored().unwrap();
+    assert_eq!(ty, "user.registered");
+    assert_eq!(data["email"], "ada@example.org");
+    assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), registered());
+    let (ty, data) = E::Enabled {}.to_stored().unwrap();
+    assert_eq!(UserEvent::from_stored(&ty, data).unwrap(), E::Enabled {});
+}
+
+#[test]
+fn an_erased_user_is_gone_for_every_command() {
+    given::<User>([registered()])
+        .when(C::Erase)
+        .then([E::Erased {}]);
+    let erased = [registered(), E::Erased {}];
+    given::<User>(erased.clone())
+        .when(C::Erase)
+        .then_err(DomainError::NotFound);
+    given::<User>(erased.clone())
+        .when(C::Rename { name: name("Ada") })
+        .then_err(DomainError::NotFound);
+    given::<User>(erased)
+        .when(C::RecordLoginFailure {
+            reason: "wrong_password".into(),
+        })
+        .then_err(DomainError::NotFound);
+}
+
+#[test]
+fn an_erased_registration_reads_back_as_erased() {
+    let data = serde_json::json!({
+        "email": "[erased]", "name": "[erased]", "password_hash": "$argon2id$x"
+    });
+    let event = UserEvent::from_stored("user.registered", data).unwrap();
+    assert_eq!(
+        event,
+        E::Registered {
+            email: Personal::Erased,
+            name: Some(Personal::Erased),
+            password_hash: "$argon2id$x".into(),
+        }
+    );
+}
+
+mod lifecycle {
+    use super::*;
+    use crate::domain::action::{Presented, TokenIssue, TokenSecret};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap()
+    }
+
+    fn issue(hash: &str) -> TokenIssue {
+        TokenIssue {
+            token: TokenSecret::new(format!("token-{hash}")),
+            token_hash: hash.repeat(32),
+            expires_at: t0() + Duration::hours(1),
+        }
+    }
+
+    fn presented(hash: &str, at: DateTime<Utc>) -> Presented {
+        Presented {
+            token_hash: hash.repeat(32),
+            now: at,
+        }
+    }
+
+    fn ada() -> Email {
+        Email::parse("ada@example.org").unwrap()
+    }
+
+    fn reset_requested(hash: &str) -> E {
+        let i = issue(hash);
+        E::PasswordResetRequested {
+            email: ada().into(),
+            token: i.token.into(),
+            token_hash: i.token_hash,
+            expires_at: i.expires_at,
+        }
+    }
+
+    fn confirm_reset(hash: &str, at: DateTime<Utc>) -> C {
+        C::ConfirmPasswordReset {
+            presented: presented(hash, at),
+            password_hash: "$argon2id$new".into(),
+        }
+    }
+
+    #[test]
+    fn a_reset_token_sets_the_password_once() {
+        given::<User>([registered(), reset_requested("ab")])
+            .when(confirm_reset("ab", t0()))
+            .then([E::PasswordReset {
+                password_hash: "$argon2id$new".into(),
+            }]);
+        given::<User>([
+            registered(),
+            reset_requested("ab"),
+            E::PasswordReset {
+                password_hash: "$argon2id$new".into(),
+            },
+        ])
+        .when(confirm_reset("ab", t0()))
+        .then_err(DomainError::InvalidToken);
+    }
+
+    #[test]
+    fn a_wrong_replaced_or_expired_reset_token_is_refused_alike() {
+        let both = [registered(), reset_requested("ab"), reset_requested("cd")];
+        given::<User>(both.clone())
+            .when(confirm_reset("ab", t0()))
+            .then_err(DomainError::InvalidToken);
+        given::<User>(both.clone())
+            .when(confirm_reset("cd", t0() + Duration::hours(1)))
+            .then_err(DomainError::InvalidToken);
+        given::<User>([registered()])
+            .when(confirm_reset("ab", t0()))
+            .then_err(DomainError::InvalidToken);
+    }
+
+    #[test]
+    fn a_password_change_voids_a_pending_reset() {
+        given::<User>([
+            registered(),
+            reset_requested("ab"),
+            E::PasswordChanged {
+                password_hash: "$argon2id$z".into(),
+            },
+        ])
+        .when(confirm_reset("ab", t0()))
+        .then_err(DomainError::InvalidToken);
+    }
+
+    #[test]
+    fn a_disabled_user_gets_no_reset() {
+        given::<User>([registered(), E::Disabled { reason: None }])
+            .when(C::RequestPasswordReset(issue("ab")))
+            .then_err(DomainError::Conflict("the user is disabled"));
+    }
+
+    #[test]
+    fn verification_records_the_address_and_is_asked_for_once_verified_never() {
+        let i = issue("ab");
+        let requested = E::EmailVerificationRequested {
+            email: ada().into(),
+            token: i.token.clone().into(),
+            token_hash: i.token_hash.clone(),
+            expires_at: i.expires_at,
+        };
+        given::<User>([registered()])
+            .when(C::RequestEmailVerification(i.clone()))
+            .then([requested.clone()]);
+        given::<User>([registered(), requested.clone()])
+            .when(C::ConfirmEmailVerification(presented("ab", t0())))
+            .then([E::EmailVerified {}]);
+        given::<User>([registered(), requested, E::EmailVerified {}])
+            .when(C::RequestEmailVerification(i))
+            .then_err(DomainError::Conflict(
+                "the email address is verified already",
+            ));
+    }
+
+    #[test]
+    fn an_email_change_moves_to_the_address_its_token_went_to() {
+        let new = Email::parse("new@example.org").unwrap();
+        let i = issue("ef");
+        let requested = E::EmailChangeRequested {
+            email: ada().into(),
+            new_email: new.clone().into(),
+            token: i.token.clone().into(),
+            token_hash: i.token_hash.clone(),
+            expires_at: i.expires_at,
+        };
+        given::<User>([registered()])
+            .when(C::RequestEmailChange {
+                new_email: new.clone(),
+                issue: i,
+            })
+            .then([requested.clone()]);
+        given::<User>([registered(), requested.clone()])
+            .when(C::ConfirmEmailChange(presented("ef", t0())))
+            .then([E::EmailChanged {
+                email: new.clone().into(),
+            }]);
+        let moved = [
+            registered(),
+            requested,
+            E::EmailChanged { email: new.into() },
+        ];
+        assert!(User::from_events(&moved).is_email_verified());
+        given::<User>(moved)
+            .when(C::ConfirmEmailChange(presented("ef", t0())))
+            .then_err(DomainError::InvalidToken);
+        given::<User>([registered()])
+            .when(C::RequestEmailChange {
+                new_email: ada(),
+                issue: issue("ef"),
+            })
+            .then_err(DomainError::invalid(
+                "new_email",
+                "is the account's address already",
+            ));
+    }
+}
