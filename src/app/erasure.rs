@@ -8,7 +8,7 @@ use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::events::StreamChange;
-use crate::store::{credentials, memberships, sessions};
+use crate::store::{credentials, invitations, memberships, sessions};
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -62,6 +62,10 @@ impl App {
             // The events are sealed with the person's key, then the key goes.
             let recorded = self.commit_in(&tx, ctx, &changes).await?;
             self.keyring()?.erase(&tx, user_id).await?;
+            // Their address on the invitations they accepted is sealed for each.
+            for invitation in invitations::find_accepted_by(&tx, user_id).await? {
+                self.keyring()?.erase(&tx, invitation).await?;
+            }
             tx.commit().await?;
             self.committed(ctx, &recorded);
             Ok(())

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 impl App {
     /// A fresh token of `purpose` for `id`, as a request records it.
-    fn issue(&self, purpose: Purpose, id: Uuid) -> (ActionToken, TokenIssue) {
+    pub(crate) fn issue(&self, purpose: Purpose, id: Uuid) -> (ActionToken, TokenIssue) {
         let token = ActionToken::generate(purpose, id);
         let issue = TokenIssue {
             token: TokenSecret::new(token.expose()),

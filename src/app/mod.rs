@@ -14,6 +14,7 @@ pub mod events;
 pub mod export;
 pub mod idempotency;
 pub mod introspection;
+pub mod invitations;
 pub mod keys;
 mod lifecycle;
 pub mod maintenance;
@@ -115,6 +116,11 @@ impl App {
     pub fn with_personal_data(mut self, keyring: crate::pii::keyring::Keyring) -> Self {
         self.pii = Some(keyring);
         self
+    }
+
+    /// The time now, on this application's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The connection pool.

@@ -92,7 +92,7 @@ impl App {
         Ok(memberships::find_members(&client, org_id).await?)
     }
 
-    /// Adds a user to the org with a role.
+    /// Adds an existing user to the org with a role (`vouch:admin` only).
     pub async fn add_member(
         &self,
         ctx: &Ctx,
@@ -102,6 +102,12 @@ impl App {
     ) -> Result<MemberRow, AppError> {
         let standing = self.standing(ctx, org_id).await?;
         standing.require_people()?;
+        // A person joins an org by consent: by accepting an invitation.
+        if !ctx.caller.is_admin() {
+            return Err(AppError::Forbidden(
+                "adding a user by id needs vouch:admin: invite their email instead",
+            ));
+        }
         let by = standing.authority;
         self.require_user_exists(user_id, "user_id").await?;
         let command = OrgCommand::AddMember { by, user_id, role };

@@ -82,6 +82,10 @@ impl AccessReview {
                 OrgEvent::MemberRemoved { user_id } => {
                     self.members.remove(user_id);
                 }
+                // Access comes with the `org.member_added` an acceptance brings.
+                OrgEvent::InvitationCreated { .. }
+                | OrgEvent::InvitationRevoked { .. }
+                | OrgEvent::InvitationAccepted { .. } => {}
             },
             AnyEvent::ApiKey(e) => match e {
                 ApiKeyEvent::Created {

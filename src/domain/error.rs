@@ -29,6 +29,9 @@ pub enum DomainError {
     /// A presented token (refresh token) is not valid for this session.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// The user has not proven their email address yet.
+    #[error("the email address is not verified")]
+    EmailNotVerified,
     /// The state forbids the change (e.g. rotating a revoked key).
     #[error("{0}")]
     Conflict(&'static str),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod invitations;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
@@ -69,6 +70,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         "/v1/email-change/confirm",
         post().to(lifecycle::confirm_email_change),
     )
+    .route(
+        "/v1/invitations/accept",
+        post().to(invitations::accept_invitation),
+    )
     .route("/v1/users", post().to(users::create_user))
     .route("/v1/users", get().to(users::list_users))
     .route("/v1/orgs", post().to(orgs::create_org))
@@ -127,6 +132,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         get().to(events::list_org_events),
     )
     .route("/v1/orgs/{org_id}/access", get().to(access::access_review))
+    .route(
+        "/v1/orgs/{org_id}/invitations",
+        post().to(invitations::create_invitation),
+    )
+    .route(
+        "/v1/orgs/{org_id}/invitations",
+        get().to(invitations::list_invitations),
+    )
+    .route(
+        "/v1/orgs/{org_id}/invitations/{invitation_id}",
+        delete().to(invitations::revoke_invitation),
+    )
     .default_service(web::to(no_route));
 }
 

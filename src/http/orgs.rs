@@ -163,10 +163,10 @@ pub async fn list_members(
     }))
 }
 
-/// Adds a member (owner/admin; only owners grant `owner`).
+/// Adds an existing user by id (`vouch:admin` only: people join by accepting an invitation).
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/members", tag = "orgs", params(("org_id" = Uuid, Path)), request_body = AddMember,
     responses((status = 201, body = MemberDto),
-              (status = 403, description = "`forbidden`: not an owner or admin, or granting `owner` without being one", body = ErrorBody),
+              (status = 403, description = "`forbidden`: the caller is not `vouch:admin`", body = ErrorBody),
               (status = 404, body = ErrorBody),
               (status = 409, description = "`already_member`", body = ErrorBody),
               (status = 422, description = "`validation_error`, also for a `user_id` that names no user", body = ErrorBody)),

@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod follow;
 pub mod idempotency;
+pub mod invitations;
 pub mod leader;
 pub mod listen;
 pub mod memberships;

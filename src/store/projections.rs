@@ -39,6 +39,16 @@ const MEMBER_ADDED: &str = "INSERT INTO memberships (org_id, user_id, role, adde
                  VALUES ($1, $2, $3, $4, $4)";
 const MEMBER_ROLE_CHANGED: &str =
     "UPDATE memberships SET role = $3, updated_at = $4 WHERE org_id = $1 AND user_id = $2";
+const INVITATION_CREATED: &str = "INSERT INTO invitations \
+    (id, org_id, email, role, status, invited_by, expires_at, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7)";
+const INVITATION_REVOKED: &str =
+    "UPDATE invitations SET status = 'revoked', updated_at = $2 WHERE id = $1";
+const INVITATION_ACCEPTED: &str = "UPDATE invitations SET status = 'accepted', accepted_by = $2, \
+    updated_at = $3 WHERE id = $1";
+// An erased person's address leaves the invitations they accepted too.
+const USER_INVITATIONS_ERASED: &str =
+    "UPDATE invitations SET email = NULL WHERE accepted_by = $1 AND email IS NOT NULL";
 const MEMBER_REMOVED: &str = "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2";
 const KEY_CREATED: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, expires_at, rotated_from, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -55,7 +65,11 @@ const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm,
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 22] = [
+const STATEMENTS: [&str; 26] = [
+    INVITATION_CREATED,
+    INVITATION_REVOKED,
+    INVITATION_ACCEPTED,
+    USER_INVITATIONS_ERASED,
     USER_REGISTERED,
     USER_EMAIL_VERIFIED,
     USER_EMAIL_CHANGED,
@@ -159,6 +173,7 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
         UserEvent::Erased {} => vec![
             Write::new(USER_ERASED, params![id, at]),
             Write::new(USER_SESSIONS_ERASED, params![id]),
+            Write::new(USER_INVITATIONS_ERASED, params![id]),
         ],
         UserEvent::EmailVerified {} => vec![Write::new(USER_EMAIL_VERIFIED, params![id, at])],
         UserEvent::EmailChanged { email } => vec![Write::new(
@@ -200,6 +215,32 @@ fn org_writes(r: &RecordedEvent, event: &OrgEvent) -> Vec<Write> {
             params![id, *user_id, role.as_str().to_owned(), at],
         ),
         OrgEvent::MemberRemoved { user_id } => Write::new(MEMBER_REMOVED, params![id, *user_id]),
+        OrgEvent::InvitationCreated {
+            invitation_id,
+            email,
+            role,
+            expires_at,
+            invited_by,
+            ..
+        } => Write::new(
+            INVITATION_CREATED,
+            params![
+                *invitation_id,
+                id,
+                email.known().map(|e| e.as_str().to_owned()),
+                role.as_str().to_owned(),
+                *invited_by,
+                *expires_at,
+                at
+            ],
+        ),
+        OrgEvent::InvitationRevoked { invitation_id } => {
+            Write::new(INVITATION_REVOKED, params![*invitation_id, at])
+        }
+        OrgEvent::InvitationAccepted {
+            invitation_id,
+            user_id,
+        } => Write::new(INVITATION_ACCEPTED, params![*invitation_id, *user_id, at]),
     };
     vec![write]
 }

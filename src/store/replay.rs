@@ -4,10 +4,11 @@ use super::StoreError;
 use deadpool_postgres::GenericClient;
 
 /// Every table the projections write, in `public`.
-pub const READ_MODELS: [&str; 7] = [
+pub const READ_MODELS: [&str; 8] = [
     "users",
     "orgs",
     "memberships",
+    "invitations",
     "api_keys",
     "sessions",
     "session_refresh_tokens",

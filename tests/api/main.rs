@@ -20,6 +20,7 @@ mod hardening;
 mod helpers;
 mod idempotency;
 mod instances;
+mod invitations;
 mod keys;
 mod lifecycle;
 mod log_capture;

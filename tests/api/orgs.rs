@@ -156,10 +156,21 @@ async fn members_are_added_changed_and_removed_under_the_rules() {
     let (_, org_admin) = app.create_key(&oid, &["vouch:org:admin"]).await;
     let members = format!("/v1/orgs/{oid}/members");
 
+    // People join by invitation; adding by id is vouch:admin's alone.
+    assert_error(
+        &app.post(
+            &members,
+            &org_admin,
+            json!({"user_id": id(&bob), "role": "member"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
     let res = app
         .post(
             &members,
-            &org_admin,
+            &app.admin_key,
             json!({"user_id": id(&bob), "role": "member"}),
         )
         .await;
@@ -168,7 +179,7 @@ async fn members_are_added_changed_and_removed_under_the_rules() {
     assert_error(
         &app.post(
             &members,
-            &org_admin,
+            &app.admin_key,
             json!({"user_id": id(&bob), "role": "member"}),
         )
         .await,
@@ -178,7 +189,7 @@ async fn members_are_added_changed_and_removed_under_the_rules() {
     assert_error(
         &app.post(
             &members,
-            &org_admin,
+            &app.admin_key,
             json!({"user_id": id(&bob), "role": "boss"}),
         )
         .await,

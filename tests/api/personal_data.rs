@@ -92,13 +92,22 @@ async fn a_person_gets_every_event_about_them_with_their_fields_and_no_one_elses
         json!({"name": "Engines", "slug": "engines"}),
     )
     .await;
+    // Bob joins (added by an admin); Ada, the owner, makes him an admin.
+    let res = app
+        .post(
+            &format!("/v1/orgs/{}/members", id(&org)),
+            &app.admin_key,
+            json!({"user_id": bob, "role": "member"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
     with_agent(
         &app,
         ada_agent,
-        "POST",
-        &format!("/v1/orgs/{}/members", id(&org)),
+        "PATCH",
+        &format!("/v1/orgs/{}/members/{bob}", id(&org)),
         Some(&ada_token),
-        json!({"user_id": bob, "role": "member"}),
+        json!({"role": "admin"}),
     )
     .await;
 
@@ -117,7 +126,7 @@ async fn a_person_gets_every_event_about_them_with_their_fields_and_no_one_elses
             "session.started",
             "org.created",
             "org.member_added",
-            "org.member_added"
+            "org.member_role_changed"
         ]
     );
     // The events API's envelope, secrets redacted.
@@ -146,7 +155,7 @@ async fn a_person_gets_every_event_about_them_with_their_fields_and_no_one_elses
     }
     let added = lines
         .iter()
-        .find(|l| l["type"] == "org.member_added")
+        .find(|l| l["type"] == "org.member_role_changed")
         .unwrap();
     assert_eq!(added["data"]["user_id"], json!(bob));
     assert_eq!(added["metadata"]["user_agent"], "[redacted]");

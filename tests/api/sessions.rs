@@ -366,6 +366,14 @@ async fn users_create_orgs_and_act_by_their_role() {
             json!({"user_id": bob_id, "role": "member"}),
         )
         .await;
+    assert_error(&res, 403, "forbidden");
+    let res = app
+        .post(
+            &format!("/v1/orgs/{oid}/members"),
+            &app.admin_key,
+            json!({"user_id": bob_id, "role": "member"}),
+        )
+        .await;
     assert_eq!(res.status, 201, "{}", res.text);
     assert_eq!(
         app.get(&format!("/v1/orgs/{oid}/members"), &bob)

@@ -13,7 +13,16 @@ type Link = (
     &'static [(&'static str, &'static str)],
 );
 
-const LINKS: [Link; 7] = [
+const LINKS: [Link; 8] = [
+    (
+        "create_invitation",
+        "201",
+        &["revoke_invitation"],
+        &[
+            ("org_id", "$response.body#/org_id"),
+            ("invitation_id", "$response.body#/id"),
+        ],
+    ),
     (
         "create_user",
         "201",
@@ -42,6 +51,8 @@ const LINKS: [Link; 7] = [
             "list_keys",
             "list_org_events",
             "access_review",
+            "create_invitation",
+            "list_invitations",
         ],
         &[("org_id", "$response.body#/id")],
     ),

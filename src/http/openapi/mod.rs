@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document: generated from the handlers' annotations, then
 //! completed with the conventions that API.md states once for every operation.
 
-use super::{access, audit, events, keys, lifecycle, ops, orgs, sessions, users};
+use super::{access, audit, events, invitations, keys, lifecycle, ops, orgs, sessions, users};
 use actix_web::dev::ResourceDef;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -35,6 +35,8 @@ const METHODS: [&str; 8] = [
         lifecycle::request_email_verification, lifecycle::confirm_email_verification,
         lifecycle::request_password_reset, lifecycle::confirm_password_reset,
         lifecycle::request_email_change, lifecycle::confirm_email_change,
+        invitations::create_invitation, invitations::list_invitations,
+        invitations::revoke_invitation, invitations::accept_invitation,
     ),
     modifiers(&BearerAuth)
 )]

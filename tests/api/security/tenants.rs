@@ -23,6 +23,9 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/v1/orgs/{org_id}/keys/{key_id}/rotate"),
     ("GET", "/v1/orgs/{org_id}/events"),
     ("GET", "/v1/orgs/{org_id}/access"),
+    ("POST", "/v1/orgs/{org_id}/invitations"),
+    ("GET", "/v1/orgs/{org_id}/invitations"),
+    ("DELETE", "/v1/orgs/{org_id}/invitations/{invitation_id}"),
 ];
 
 /// Ids to put in a path template.
@@ -31,13 +34,15 @@ struct Ids<'a> {
     org: &'a str,
     key: &'a str,
     user: &'a str,
+    invitation: &'a str,
 }
 
 fn fill(template: &str, ids: Ids<'_>) -> String {
     let path = template
         .replace("{org_id}", ids.org)
         .replace("{key_id}", ids.key)
-        .replace("{user_id}", ids.user);
+        .replace("{user_id}", ids.user)
+        .replace("{invitation_id}", ids.invitation);
     assert!(
         !path.contains('{'),
         "{template}: a path parameter this test does not know; give it an id of org B"
@@ -50,6 +55,9 @@ fn body_for(method: &str, template: &str, op: &Value, intruder: &str) -> Option<
     let body = match (method, template) {
         ("PATCH", "/v1/orgs/{org_id}") => json!({"name": "Taken over"}),
         ("POST", "/v1/orgs/{org_id}/members") => json!({"user_id": intruder, "role": "owner"}),
+        ("POST", "/v1/orgs/{org_id}/invitations") => {
+            json!({"email": "intruder@example.org", "role": "owner"})
+        }
         ("PATCH", "/v1/orgs/{org_id}/members/{user_id}") => json!({"role": "owner"}),
         ("POST", "/v1/orgs/{org_id}/keys") => {
             json!({"name": "stolen", "scopes": ["vouch:org:admin"]})
@@ -70,7 +78,7 @@ fn body_for(method: &str, template: &str, op: &Value, intruder: &str) -> Option<
 /// What an admin sees of org B, and how many events it has.
 async fn org_state(app: &TestApp, org: &str) -> (Vec<Value>, i64, i64) {
     let mut seen = Vec::new();
-    for path in ["", "/members", "/keys?include_revoked=true"] {
+    for path in ["", "/members", "/keys?include_revoked=true", "/invitations"] {
         let res = app
             .get(&format!("/v1/orgs/{org}{path}"), &app.admin_key)
             .await;
@@ -118,6 +126,15 @@ async fn another_orgs_objects_are_not_found_on_every_org_route() {
         .await;
     assert_eq!(res.status, 201, "{}", res.text);
     let (b_key_id, b_key) = app.create_key(&org_b, &["vouch:org:admin"]).await;
+    let res = app
+        .post(
+            &format!("/v1/orgs/{org_b}/invitations"),
+            &app.admin_key,
+            json!({"email": "invitee-b@example.org", "role": "member"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let b_invitation = id(&res.body);
     let before = org_state(&app, &org_b).await;
 
     let doc = probe.call("GET", "/openapi.json", None, None).await.body;
@@ -140,8 +157,10 @@ async fn another_orgs_objects_are_not_found_on_every_org_route() {
         org: &org_b,
         key: &b_key_id,
         user: &b_member,
+        invitation: &b_invitation,
     };
-    let (nowhere_org, nowhere_key, nowhere_user) = (
+    let (nowhere_org, nowhere_key, nowhere_user, nowhere_invitation) = (
+        Uuid::now_v7().to_string(),
         Uuid::now_v7().to_string(),
         Uuid::now_v7().to_string(),
         Uuid::now_v7().to_string(),
@@ -150,12 +169,15 @@ async fn another_orgs_objects_are_not_found_on_every_org_route() {
         org: &nowhere_org,
         key: &nowhere_key,
         user: &nowhere_user,
+        invitation: &nowhere_invitation,
     };
-    // Org A's own path with org B's key and member: a reference across tenants.
+    // Org A's own path with org B's key, member and invitation: a reference
+    // across tenants.
     let across = Ids {
         org: &org_a,
         key: &b_key_id,
         user: &b_member,
+        invitation: &b_invitation,
     };
     let callers = [
         ("the owner of org A", a_token.as_str(), true),
@@ -185,7 +207,9 @@ async fn another_orgs_objects_are_not_found_on_every_org_route() {
                 (absent.status, &absent.body["error"]),
                 "{caller}, {method} {template}: org B's answer differs from a missing org's"
             );
-            let cross_reference = template.contains("{key_id}") || template.contains("{user_id}");
+            let cross_reference = template.contains("{key_id}")
+                || template.contains("{user_id}")
+                || template.contains("{invitation_id}");
             if manages_a && cross_reference {
                 let res = send(across).await;
                 assert_error(&res, 404, "not_found");

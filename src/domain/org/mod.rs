@@ -4,8 +4,13 @@
 //! (or a system admin) grants `owner` or changes an owner's membership; members
 //! are managed by admins and owners.
 
-use super::values::{OrgName, Role, Slug};
+mod invitation;
+
+use super::action::{Presented, TokenIssue, TokenSecret};
+use super::personal::Personal;
+use super::values::{Email, OrgName, Role, Slug};
 use super::{Aggregate, DomainError, DomainEvent, StreamType};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -52,6 +57,39 @@ pub enum OrgEvent {
         /// The former member.
         user_id: Uuid,
     },
+    /// Someone was invited to join with a role.
+    #[serde(rename = "org.invitation_created")]
+    InvitationCreated {
+        /// The invitation (also the subject its personal fields are sealed for).
+        invitation_id: Uuid,
+        /// The invitee's address, normalised; personal data.
+        email: Personal<Email>,
+        /// The role they get on accepting.
+        role: Role,
+        /// The token, for the mailer; sealed, and redacted wherever shown.
+        token: Personal<TokenSecret>,
+        /// Hex SHA-256 of the token; redacted wherever shown.
+        token_hash: String,
+        /// When the token stops working.
+        expires_at: DateTime<Utc>,
+        /// The user who invited, if a user did (not a key).
+        invited_by: Option<Uuid>,
+    },
+    /// An invitation was withdrawn before it was accepted.
+    #[serde(rename = "org.invitation_revoked")]
+    InvitationRevoked {
+        /// The invitation.
+        invitation_id: Uuid,
+    },
+    /// A signed-in user with the invited, verified address accepted (their
+    /// `org.member_added` follows).
+    #[serde(rename = "org.invitation_accepted")]
+    InvitationAccepted {
+        /// The invitation.
+        invitation_id: Uuid,
+        /// The user who joined.
+        user_id: Uuid,
+    },
 }
 
 impl DomainEvent for OrgEvent {}
@@ -66,7 +104,8 @@ pub enum Authority {
 }
 
 impl Authority {
-    fn can_manage(self) -> bool {
+    /// Whether this authority manages members and invitations.
+    pub fn can_manage(self) -> bool {
         match self {
             Self::SystemAdmin => true,
             Self::Member(role) => role >= Role::Admin,
@@ -124,6 +163,41 @@ pub enum OrgCommand {
         /// The member.
         user_id: Uuid,
     },
+    /// Invite an address with a role.
+    Invite {
+        /// Who asks.
+        by: Authority,
+        /// The user who asks, if a user does.
+        invited_by: Option<Uuid>,
+        /// A fresh id for the invitation.
+        invitation_id: Uuid,
+        /// The invitee's address.
+        email: Email,
+        /// The role they get.
+        role: Role,
+        /// The invitation's token.
+        issue: TokenIssue,
+    },
+    /// Withdraw a pending invitation.
+    RevokeInvitation {
+        /// Who asks.
+        by: Authority,
+        /// The invitation.
+        invitation_id: Uuid,
+    },
+    /// Join with an invitation's token.
+    AcceptInvitation {
+        /// The invitation the token names.
+        invitation_id: Uuid,
+        /// The token presented.
+        presented: Presented,
+        /// The signed-in user.
+        user_id: Uuid,
+        /// Their address.
+        email: Email,
+        /// Whether they proved it.
+        email_verified: bool,
+    },
 }
 
 /// The state of one org, as far as its rules need it.
@@ -132,6 +206,7 @@ pub struct Org {
     exists: bool,
     name: Option<OrgName>,
     members: BTreeMap<Uuid, Role>,
+    invitations: BTreeMap<Uuid, invitation::Invitation>,
 }
 
 impl Org {
@@ -248,6 +323,9 @@ impl Aggregate for Org {
                 self.check_member_change(*by, current, None)?;
                 Ok(vec![E::MemberRemoved { user_id: *user_id }])
             }
+            C::Invite { .. } | C::RevokeInvitation { .. } | C::AcceptInvitation { .. } => {
+                self.decide_invitation(command)
+            }
         }
     }
 
@@ -265,244 +343,13 @@ impl Aggregate for Org {
             OrgEvent::MemberRemoved { user_id } => {
                 self.members.remove(user_id);
             }
+            OrgEvent::InvitationCreated { .. }
+            | OrgEvent::InvitationRevoked { .. }
+            | OrgEvent::InvitationAccepted { .. } => self.evolve_invitation(event),
         }
         self
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::testing::given;
-    use OrgCommand as C;
-    use OrgEvent as E;
-
-    const OWNER: Authority = Authority::Member(Role::Owner);
-    const ADMIN: Authority = Authority::Member(Role::Admin);
-    const MEMBER: Authority = Authority::Member(Role::Member);
-
-    fn uid(n: u128) -> Uuid {
-        Uuid::from_u128(n)
-    }
-
-    fn created() -> E {
-        E::Created {
-            name: OrgName::parse("Acme").unwrap(),
-            slug: Slug::parse("acme").unwrap(),
-            created_by: Some(uid(1)),
-        }
-    }
-
-    fn added(n: u128, role: Role) -> E {
-        E::MemberAdded {
-            user_id: uid(n),
-            role,
-        }
-    }
-
-    fn acme() -> Vec<E> {
-        vec![created(), added(1, Role::Owner)]
-    }
-
-    fn with(mut events: Vec<E>, more: impl IntoIterator<Item = E>) -> Vec<E> {
-        events.extend(more);
-        events
-    }
-
-    #[test]
-    fn creating_an_org_makes_its_creator_owner() {
-        given::<Org>([])
-            .when(C::Create {
-                name: OrgName::parse("Acme").unwrap(),
-                slug: Slug::parse("acme").unwrap(),
-                created_by: Some(uid(1)),
-                owner: Some(uid(1)),
-            })
-            .then(acme());
-    }
-
-    #[test]
-    fn an_org_is_created_once() {
-        given::<Org>(acme())
-            .when(C::Create {
-                name: OrgName::parse("Acme").unwrap(),
-                slug: Slug::parse("acme").unwrap(),
-                created_by: None,
-                owner: None,
-            })
-            .then_err(DomainError::AlreadyExists);
-    }
-
-    #[test]
-    fn commands_on_a_missing_org_are_not_found() {
-        given::<Org>([])
-            .when(C::Rename {
-                by: Authority::SystemAdmin,
-                name: OrgName::parse("X").unwrap(),
-            })
-            .then_err(DomainError::NotFound);
-    }
-
-    #[test]
-    fn admins_add_members_but_members_do_not() {
-        given::<Org>(acme())
-            .when(C::AddMember {
-                by: ADMIN,
-                user_id: uid(2),
-                role: Role::Member,
-            })
-            .then([added(2, Role::Member)]);
-        given::<Org>(acme())
-            .when(C::AddMember {
-                by: MEMBER,
-                user_id: uid(2),
-                role: Role::Member,
-            })
-            .then_err(DomainError::Forbidden(
-                "only owners and admins manage the organisation",
-            ));
-    }
-
-    #[test]
-    fn a_member_is_added_once() {
-        given::<Org>(acme())
-            .when(C::AddMember {
-                by: OWNER,
-                user_id: uid(1),
-                role: Role::Member,
-            })
-            .then_err(DomainError::AlreadyMember);
-    }
-
-    #[test]
-    fn only_owners_grant_owner() {
-        given::<Org>(acme())
-            .when(C::AddMember {
-                by: ADMIN,
-                user_id: uid(2),
-                role: Role::Owner,
-            })
-            .then_err(DomainError::Forbidden("only owners grant the owner role"));
-        given::<Org>(with(acme(), [added(2, Role::Member)]))
-            .when(C::ChangeRole {
-                by: ADMIN,
-                user_id: uid(2),
-                role: Role::Owner,
-            })
-            .then_err(DomainError::Forbidden(
-                "only owners grant or take the owner role",
-            ));
-        given::<Org>(with(acme(), [added(2, Role::Member)]))
-            .when(C::ChangeRole {
-                by: OWNER,
-                user_id: uid(2),
-                role: Role::Owner,
-            })
-            .then([E::MemberRoleChanged {
-                user_id: uid(2),
-                role: Role::Owner,
-            }]);
-    }
-
-    #[test]
-    fn admins_cannot_demote_or_remove_an_owner() {
-        let events = with(acme(), [added(2, Role::Owner)]);
-        given::<Org>(events.clone())
-            .when(C::ChangeRole {
-                by: ADMIN,
-                user_id: uid(2),
-                role: Role::Member,
-            })
-            .then_err(DomainError::Forbidden(
-                "only owners grant or take the owner role",
-            ));
-        given::<Org>(events)
-            .when(C::RemoveMember {
-                by: ADMIN,
-                user_id: uid(2),
-            })
-            .then_err(DomainError::Forbidden(
-                "only owners grant or take the owner role",
-            ));
-    }
-
-    #[test]
-    fn the_last_owner_can_be_neither_removed_nor_demoted() {
-        given::<Org>(acme())
-            .when(C::RemoveMember {
-                by: OWNER,
-                user_id: uid(1),
-            })
-            .then_err(DomainError::LastOwner);
-        given::<Org>(acme())
-            .when(C::ChangeRole {
-                by: Authority::SystemAdmin,
-                user_id: uid(1),
-                role: Role::Admin,
-            })
-            .then_err(DomainError::LastOwner);
-    }
-
-    #[test]
-    fn an_owner_can_leave_when_another_owner_remains() {
-        given::<Org>(with(acme(), [added(2, Role::Owner)]))
-            .when(C::RemoveMember {
-                by: OWNER,
-                user_id: uid(1),
-            })
-            .then([E::MemberRemoved { user_id: uid(1) }]);
-    }
-
-    #[test]
-    fn changing_to_the_same_role_changes_nothing() {
-        given::<Org>(with(acme(), [added(2, Role::Admin)]))
-            .when(C::ChangeRole {
-                by: OWNER,
-                user_id: uid(2),
-                role: Role::Admin,
-            })
-            .then_nothing();
-    }
-
-    #[test]
-    fn changing_a_non_member_is_not_found() {
-        given::<Org>(acme())
-            .when(C::ChangeRole {
-                by: OWNER,
-                user_id: uid(9),
-                role: Role::Admin,
-            })
-            .then_err(DomainError::NotFound);
-        given::<Org>(with(
-            acme(),
-            [added(2, Role::Member), E::MemberRemoved { user_id: uid(2) }],
-        ))
-        .when(C::RemoveMember {
-            by: OWNER,
-            user_id: uid(2),
-        })
-        .then_err(DomainError::NotFound);
-    }
-
-    #[test]
-    fn renaming_needs_a_manager_and_a_new_name() {
-        let name = OrgName::parse("Acme Corp").unwrap();
-        given::<Org>(acme())
-            .when(C::Rename {
-                by: ADMIN,
-                name: name.clone(),
-            })
-            .then([E::Renamed { name: name.clone() }]);
-        given::<Org>(acme())
-            .when(C::Rename { by: MEMBER, name })
-            .then_err(DomainError::Forbidden(
-                "only owners and admins manage the organisation",
-            ));
-        given::<Org>(acme())
-            .when(C::Rename {
-                by: OWNER,
-                name: OrgName::parse("Acme").unwrap(),
-            })
-            .then_nothing();
-    }
-}
+mod tests;
