@@ -111,8 +111,11 @@ impl App {
     /// the throttle, the look-up and the request's event happen after it.
     pub async fn request_password_reset(&self, ctx: &Ctx, email: &Email) -> Result<(), AppError> {
         self.reserve_mail(email.as_str(), ctx.ip.as_deref()).await?;
+        // A retry under the same Idempotency-Key gets this answer again
+        // instead of asking for another mail; every address writes the claim,
+        // so the answer's timing stays alike.
+        self.commit_claim(ctx).await?;
         let (app, mut ctx, email) = (self.clone(), ctx.clone(), email.clone());
-        // The request's claim is committed with the answer, not the event.
         ctx.idempotency = None;
         actix_web::rt::spawn(async move {
             if let Err(e) = app.record_password_reset_request(&ctx, &email).await {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 import json
+import os
 import time
 from collections import Counter, defaultdict
 
@@ -15,7 +16,7 @@ from load import Worker
 
 class Findings:
     CATEGORIES = ("lost", "duplicates", "half_applied", "phantom", "mismatched",
-                  "read_model", "bus", "chain")
+                  "read_model", "bus", "chain", "mail")
 
     def __init__(self) -> None:
         self.items: dict[str, list[str]] = {c: [] for c in self.CATEGORIES}
@@ -140,6 +141,13 @@ def expected_events(op: Op) -> dict:
         return {"user.enabled": 1}
     if k == "change_password":
         return {"user.password_changed": 1, "session.revoked": None}
+    if k == "invite":
+        return {"org.invitation_created": 1}
+    if k == "request_reset":
+        # Recorded right after the 202, not before it (the answer takes the
+        # same time for every address, docs/account-lifecycle.md): a kill in
+        # those milliseconds loses the request. Never two.
+        return {"user.password_reset_requested": (0, 1)}
     raise ValueError(k)
 
 
@@ -201,6 +209,14 @@ def check_op(op: Op, evs: list[dict], found: Findings) -> None:
         if info["owner_id"] and (m := first("org.member_added")):
             expect(m["stream"] == e["stream"] and m["data"]["user_id"] == info["owner_id"]
                    and m["data"]["role"] == "owner", "owner not added to the org")
+    elif k == "invite" and (e := first("org.invitation_created")):
+        expect(e["stream"] == info["org_id"], "invitation in another org")
+        expect(str(e["data"]["email"]).startswith("pii:v1:"), "email not sealed in the log")
+        expect(str(e["data"]["token"]).startswith("pii:v1:"), "token not sealed in the log")
+        expect(e["data"]["role"] == info["role"], "role differs")
+    elif k == "request_reset" and (e := first("user.password_reset_requested")):
+        expect(e["stream"] == info["user_id"], "reset of another user")
+        expect(str(e["data"]["token"]).startswith("pii:v1:"), "token not sealed in the log")
     elif k in ("add_member", "change_role", "remove_member") and evs:
         e = evs[0]
         expect(e["stream"] == info["org_id"] and e["data"]["user_id"] == info["user_id"],
@@ -324,16 +340,44 @@ def wait_for(pred, timeout: float, step: float = 0.25) -> tuple[bool, float]:
         time.sleep(step)
 
 
-def relay_lag(db: str) -> tuple[int, int]:
-    """Events after the relay's checkpoint: all of them, and those it can read
+def relay_lag(db: str, reader: str = "relay") -> tuple[int, int]:
+    """Events after a reader's checkpoint: all of them, and those it can read
     now (older than every transaction still open on the server)."""
-    row = psql(db, """
+    row = psql(db, f"""
         SELECT count(*), count(*) FILTER (
                  WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()))
-        FROM auth_events e, log_checkpoints c WHERE c.name = 'relay'
+        FROM auth_events e, log_checkpoints c WHERE c.name = '{reader}'
           AND (e.transaction_id, e.position) > (c.transaction_id, c.position)""")[0]
     behind, readable = row.split("|")
     return int(behind), int(readable)
+
+
+MAIL_EVENTS = ("user.password_reset_requested", "org.invitation_created")
+
+
+def check_mail(db: str, mail_dir: str, found: "Findings") -> tuple[int, int]:
+    """Every mail the log asked for is in the mail folder, once per Message-ID
+    or more (at least once: a kill between a send and the checkpoint resends
+    it); none is missing. Returns (mails asked for, .eml files)."""
+    ok, _ = wait_for(lambda: relay_lag(db, "mailer")[0] == 0, 120)
+    if not ok:
+        found.add("mail", f"the mailer is {relay_lag(db, 'mailer')[0]} events behind after 120 s")
+    asked = set(psql(db, "SELECT event_id FROM auth_events WHERE event_type IN "
+                         f"({', '.join(repr(t) for t in MAIL_EVENTS)})"))
+    sent: Counter = Counter()
+    files = [f for f in os.listdir(mail_dir) if f.endswith(".eml")] if os.path.isdir(mail_dir) else []
+    for name in files:
+        with open(os.path.join(mail_dir, name), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("message-id:"):
+                    sent[line.split("<", 1)[-1].split(".", 1)[0]] += 1
+                    break
+    missing = asked - set(sent)
+    if missing:
+        found.add("mail", f"{len(missing)} of {len(asked)} mails asked for were never sent")
+    if set(sent) - asked:
+        found.add("mail", f"{len(set(sent) - asked)} mails sent that no event asked for")
+    return len(asked), len(files)
 
 
 def oldest_transaction() -> str | None:

@@ -109,6 +109,7 @@ class Worker(threading.Thread):
             (2.0, self.add_member), (1.2, self.change_role), (0.8, self.remove_member),
             (2.2, self.create_key), (1.2, self.rotate_key), (1.0, self.revoke_key),
             (0.6, self.disable), (0.6, self.enable), (0.7, self.change_password),
+            (0.8, self.invite), (0.6, self.request_reset),
         ]
         total = sum(w for w, _ in table)
         for _ in range(20):
@@ -299,12 +300,32 @@ class Worker(threading.Thread):
         if user is None:
             return False
         role = self.rng.choice(ROLES)
-        by, token = self.manager_token(org)
+        # Adding a user by id is vouch:admin's alone (people join by invitation).
+        by, token = "admin", self.admin
         op = self.op("add_member", "POST", f"/v1/orgs/{org.id}/members",
                      {"user_id": user.id, "role": role}, token, (201,), org_id=org.id,
                      user_id=user.id, role=role, by=by)
         if op.applied:
             org.members[user.id] = role
+
+    def invite(self):
+        org = self.pick(self.orgs)
+        if org is None:
+            return False
+        by, token = self.manager_token(org)
+        oid = self.next_id()
+        email = f"{oid}@invitee.crash.example.com"
+        role = self.rng.choice(["admin", "member"])
+        self.op("invite", "POST", f"/v1/orgs/{org.id}/invitations",
+                {"email": email, "role": role}, token, (201,), oid=oid, org_id=org.id,
+                email=email, role=role, by=by)
+
+    def request_reset(self):
+        user = self.pick([u for u in self.known_users() if not u.disabled])
+        if user is None:
+            return False
+        self.op("request_reset", "POST", "/v1/password-reset", {"email": user.email}, None,
+                (202,), user_id=user.id)
 
     def change_role(self):
         org = self.pick([o for o in self.orgs if any(r != "owner" for r in o.members.values())])

@@ -36,7 +36,7 @@ from ops import Runner
 from load import Worker
 from checks import (
     Findings, check_idempotency_records, check_log_invariants, check_op,
-    check_read_models, load_events, read_audit_ids, wait_for, wait_for_relay,
+    check_mail, check_read_models, load_events, read_audit_ids, wait_for, wait_for_relay,
 )
 
 # --------------------------------------------------------------------------
@@ -95,6 +95,9 @@ def main() -> int:
         "VOUCH_SIGNIN_EMAIL_FAILURES": "1000000",
         "VOUCH_SIGNIN_IP_ATTEMPTS": "1000000",
         "VOUCH_SIGNUP_IP_ATTEMPTS": "1000000",
+        "VOUCH_MAIL_EMAIL_REQUESTS": "1000000",
+        "VOUCH_MAIL_IP_REQUESTS": "1000000",
+        "VOUCH_MAIL_URL": f"file://{os.path.join(workdir, 'mail')}",
         "VOUCH_JWKS_PUBLISH_DELAY_SECONDS": "0",
         "VOUCH_LOG": env.get("VOUCH_LOG", "info"),
     })
@@ -179,6 +182,7 @@ def main() -> int:
         ops = runner.ops
         count_events = lambda: int(psql(db, "SELECT count(*) FROM auth_events")[0])  # noqa: E731
         relay_ok, relay_wait, relay_holders = wait_for_relay(db, found)
+        mails_asked, mail_files = check_mail(db, os.path.join(workdir, "mail"), found)
         chain_ok, chain_wait = wait_for(
             lambda: int(psql(db, "SELECT count(*) FROM audit_chain")[0]) == count_events(), 120)
         if not chain_ok:
@@ -304,6 +308,7 @@ def main() -> int:
             "relay_held_back_by": sorted(relay_holders),
             "audit_delivered": len(delivered & event_ids), "audit_missing": len(event_ids - delivered),
             "chain_caught_up": chain_ok, "export_verified": export_ok,
+            "mails_asked": mails_asked, "mail_files": mail_files, "mail_problems": found.count("mail"),
             "error_log_lines": len(error_lines),
             "log_scan_clean": scan.returncode == 0,
             "warnings": dict(warnings),
@@ -355,6 +360,7 @@ def main() -> int:
              + (f" (held back by open transactions of {', '.join(sorted(relay_holders))})"
                 if relay_holders else "")),
             ("audit subscriber", f"{summary['audit_delivered']}/{len(events)} events"),
+            ("mails", f"{mails_asked} asked for, {mail_files} .eml files, {found.count('mail')} problems"),
             ("audit chain / export", f"{'complete' if chain_ok else 'INCOMPLETE'} / "
                                      f"{'verified' if export_ok else 'FAILED'}"),
             ("ERROR log lines", len(error_lines)),
