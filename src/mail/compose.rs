@@ -3,7 +3,8 @@
 //! as the `token` query parameter, and a Message-ID derived from the event.
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::Value;
 use url::Url;
@@ -211,6 +212,26 @@ impl Composer {
                 mail.html.clone(),
             ))
             .map_err(|e| ComposeError::Message(e.to_string()))
+    }
+}
+
+/// A body part that stays readable as stored: ASCII text whose lines fit
+/// RFC 5322's 998 characters goes as 7bit, so a link with its token reads as
+/// one line in a `.eml` file; anything else is encoded as lettre chooses.
+fn readable_part(content_type: ContentType, text: &str) -> SinglePart {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let builder = SinglePart::builder().header(content_type);
+    let fits = crlf.is_ascii()
+        && crlf
+            .split("\r\n")
+            .all(|line| line.len() <= 998 && !line.contains(['\0', '\r']));
+    if fits {
+        builder.body(Body::dangerous_pre_encoded(
+            crlf.into_bytes(),
+            ContentTransferEncoding::SevenBit,
+        ))
+    } else {
+        builder.body(text.to_owned())
     }
 }
 

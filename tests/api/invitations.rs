@@ -359,3 +359,64 @@ async fn an_expired_invitation_is_refused() {
     );
     assert_eq!(app.count_events("org.invitation_accepted").await, 0);
 }
+
+#[actix_web::test]
+async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink, |_| {}).await;
+    let (_, owner_token, _) = app.user_session("owner@example.org").await;
+    let org = app
+        .post(
+            "/v1/orgs",
+            &owner_token,
+            json!({"name": "Acme", "slug": "acme"}),
+        )
+        .await;
+    let org_id = id(&org.body);
+    let path = format!("/v1/orgs/{org_id}/invitations");
+    let res = app
+        .post(
+            &path,
+            &owner_token,
+            json!({"email": "bob@example.org", "role": "member"}),
+        )
+        .await;
+    let token = res.body["token"].as_str().unwrap().to_owned();
+    let (bob, bob_token) = verified_user(&app, &sink, "bob@example.org").await;
+    let res = app
+        .post(
+            "/v1/invitations/accept",
+            &bob_token,
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let res = app
+        .request(
+            "DELETE",
+            &format!("/v1/users/{bob}"),
+            Some(&bob_token),
+            Some(json!({"current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    let list = app.get(&path, &owner_token).await;
+    assert_eq!(list.body["items"][0]["email"], serde_json::Value::Null);
+    assert_eq!(list.body["items"][0]["status"], "accepted");
+    let events = app
+        .get(&format!("/v1/orgs/{org_id}/events"), &owner_token)
+        .await;
+    let created = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "org.invitation_created")
+        .unwrap()
+        .clone();
+    assert_eq!(created["data"]["email"], "[erased]");
+    assert_eq!(created["data"]["token"], "[redacted]");
+    assert!(!events.text.contains("bob@example.org"));
+    // The rebuilt read models agree.
+    let mode = vouch::app::replay::Mode::Verify;
+    assert_eq!(app.replay(mode).await.unwrap().drift, vec![]);
+}

@@ -488,3 +488,91 @@ async fn a_mail_server_outage_loses_no_mail() {
         .collect();
     assert_eq!(ids.len(), 2, "one message id per request; none sent twice");
 }
+
+#[actix_web::test]
+async fn racing_confirmations_spend_a_token_once_and_take_an_address_once() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink, |_| {}).await;
+    // One reset token, confirmed twice at once: one 204, one invalid_token.
+    app.create_user("ada@example.org").await;
+    let res = app
+        .request(
+            "POST",
+            "/v1/password-reset",
+            None,
+            Some(json!({"email": "ada@example.org"})),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    let token = sink
+        .wait_for("ada@example.org", "Reset")
+        .await
+        .token()
+        .unwrap();
+    let confirm = |password: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            app.request(
+                "POST",
+                "/v1/password-reset/confirm",
+                None,
+                Some(json!({"token": token, "new_password": password})),
+            )
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(
+        confirm("first brand new passphrase"),
+        confirm("second brand new passphrase")
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [204, 400], "{} / {}", a.text, b.text);
+    assert_eq!(app.count_events("user.password_reset").await, 1);
+
+    // Two people move to one address at once: one gets it, one 409.
+    let mut tokens = Vec::new();
+    for email in ["bob@example.org", "cy@example.org"] {
+        let (user, bearer, _) = app.user_session(email).await;
+        let res = app
+            .post(
+                &format!("/v1/users/{user}/email"),
+                &bearer,
+                json!({"new_email": "shared@example.org", "current_password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status, 202, "{}", res.text);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while sink.mails_to("shared@example.org").len() < tokens.len() + 1 {
+            assert!(std::time::Instant::now() < deadline, "the change mail");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokens.push(
+            sink.mails_to("shared@example.org")[tokens.len()]
+                .token()
+                .unwrap(),
+        );
+    }
+    let change = |token: String| {
+        let app = &app;
+        async move {
+            app.request(
+                "POST",
+                "/v1/email-change/confirm",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(change(tokens[0].clone()), change(tokens[1].clone()));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.text, b.text);
+    assert_eq!(app.count_events("user.email_changed").await, 1);
+    let found = app
+        .get("/v1/users?email=shared@example.org", &app.admin_key)
+        .await;
+    assert_eq!(found.body["items"].as_array().unwrap().len(), 1);
+}

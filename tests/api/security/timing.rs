@@ -122,3 +122,106 @@ async fn sign_in_takes_as_long_for_an_unknown_email_as_for_a_wrong_password() {
         rounds.join("; ")
     );
 }
+
+/// A password-reset request is answered in the same time for an address with
+/// an account as for one without: the look-up and the request's event come
+/// after the answer (docs/account-lifecycle.md). Measured as sign-in is, in
+/// back-to-back pairs, the previous known request's event settled first.
+#[actix_web::test]
+async fn a_reset_request_takes_as_long_for_an_unknown_email_as_for_a_known_one() {
+    let app = spawn_app_with(|s| {
+        s.auth.mail_email_requests = 1_000_000;
+        s.auth.mail_ip_requests = 1_000_000;
+    })
+    .await;
+    let probe = Probe::new(&app);
+    app.create_user("known@example.org").await;
+    let db = app.db().await;
+    let asked = std::cell::Cell::new(0i64);
+    let settled = async || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM auth_events WHERE event_type = 'user.password_reset_requested'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n >= asked.get() || Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let attempt = async |email: &str| {
+        settled().await;
+        let started = Instant::now();
+        let res = probe
+            .call(
+                "POST",
+                "/v1/password-reset",
+                None,
+                Some(json!({ "email": email })),
+            )
+            .await;
+        let took = started.elapsed();
+        assert_eq!(res.status, 202, "{}", res.text);
+        if email == "known@example.org" {
+            asked.set(asked.get() + 1);
+        }
+        took
+    };
+    for i in 0..5 {
+        attempt("known@example.org").await;
+        attempt(&format!("warm-up-{i}@example.org")).await;
+    }
+    let (mut known, mut unknown, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        for i in 0..SAMPLES * 2 {
+            let nobody = format!("nobody-{round}-{i}@example.org");
+            let (k, u) = if i % 2 == 0 {
+                let k = attempt("known@example.org").await;
+                (k, attempt(&nobody).await)
+            } else {
+                let u = attempt(&nobody).await;
+                (attempt("known@example.org").await, u)
+            };
+            known.push(millis(k));
+            unknown.push(millis(u));
+            ratios.push(millis(k) / millis(u));
+        }
+        let (k, u, r) = (
+            median(&mut known),
+            median(&mut unknown),
+            median(&mut ratios),
+        );
+        let ratio = r.max(1.0 / r);
+        println!(
+            "password-reset timing after {} pairs: known email {k:.2} ms; unknown email \
+             {u:.2} ms (medians); median ratio of the pairs {r:.3}",
+            known.len()
+        );
+        rounds.push(format!(
+            "{} pairs: {k:.2} ms vs {u:.2} ms (median pair ratio {r:.3})",
+            known.len()
+        ));
+        if ratio <= TOLERANCE {
+            assert_eq!(
+                app.count_events_eventually("user.password_reset_requested", asked.get())
+                    .await,
+                asked.get(),
+                "every known request was recorded, and no unknown one"
+            );
+            probe.assert_clean();
+            return;
+        }
+    }
+    panic!(
+        "a reset request for a known and for an unknown email differ by more than {:.0}%: {}",
+        (TOLERANCE - 1.0) * 100.0,
+        rounds.join("; ")
+    );
+}
