@@ -207,10 +207,11 @@ impl Composer {
             .to(to)
             .subject(mail.subject.clone())
             .message_id(Some(mail.message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
-            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(readable_part(ContentType::TEXT_PLAIN, &mail.text))
+                    .singlepart(readable_part(ContentType::TEXT_HTML, &mail.html)),
+            )
             .map_err(|e| ComposeError::Message(e.to_string()))
     }
 }
@@ -308,6 +309,11 @@ mod tests {
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(
             raw.contains(&format!("Message-ID: <{id}.0@app.example.org>")),
+            "{raw}"
+        );
+        // Stored as written: the link and its token read as one line.
+        assert!(
+            raw.contains(&format!("Choose a new password: {link}\r\n")),
             "{raw}"
         );
     }
