@@ -20,6 +20,13 @@ pub enum Caller {
         /// When it expires (`None`: never).
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// The holder of a user's action token (verification, reset, email
+    /// change), acting as that user: their address and agent are the user's,
+    /// sealed for them and erased with them. Not a signed-in user.
+    TokenHolder {
+        /// The user the token is for.
+        user_id: Uuid,
+    },
     /// A signed-in user.
     User {
         /// The user.
@@ -57,6 +64,7 @@ impl Caller {
             Self::System => json!({"type": "system"}),
             Self::Anonymous => json!({"type": "anonymous"}),
             Self::ApiKey { key_id, .. } => json!({"type": "api_key", "id": key_id}),
+            Self::TokenHolder { user_id } => json!({"type": "token_holder", "id": user_id}),
             Self::User {
                 user_id,
                 session_id,

@@ -44,6 +44,16 @@ impl App {
         Ok((token.id(), presented))
     }
 
+    /// The context of a confirmation: its caller acts as the token's user (an
+    /// action token is that user's credential for this one step), so the
+    /// caller's address and agent are sealed for that user.
+    fn as_token_holder(ctx: &Ctx, user_id: Uuid) -> Ctx {
+        Ctx {
+            caller: super::Caller::TokenHolder { user_id },
+            ..ctx.clone()
+        }
+    }
+
     /// Maps a refused token to the one answer, counting it for its target.
     pub(crate) async fn refused_token<T>(
         &self,
@@ -101,7 +111,8 @@ impl App {
     ) -> Result<UserRow, AppError> {
         let (user_id, presented) = self.presented(Purpose::EmailVerification, raw).await?;
         let command = UserCommand::ConfirmEmailVerification(presented);
-        let outcome = self.execute::<User>(ctx, user_id, None, &command).await;
+        let holder = Self::as_token_holder(ctx, user_id);
+        let outcome = self.execute::<User>(&holder, user_id, None, &command).await;
         self.refused_token(ctx, user_id, outcome).await?;
         self.user_row(user_id).await
     }
@@ -152,6 +163,7 @@ impl App {
         new: NewPassword,
     ) -> Result<(), AppError> {
         let (user_id, presented) = self.presented(Purpose::PasswordReset, raw).await?;
+        let ctx = &Self::as_token_holder(ctx, user_id);
         let password_hash = password::hash(new).await?;
         let command = UserCommand::ConfirmPasswordReset {
             presented,
@@ -220,7 +232,8 @@ impl App {
     pub async fn confirm_email_change(&self, ctx: &Ctx, raw: &str) -> Result<UserRow, AppError> {
         let (user_id, presented) = self.presented(Purpose::EmailChange, raw).await?;
         let command = UserCommand::ConfirmEmailChange(presented);
-        let outcome = self.execute::<User>(ctx, user_id, None, &command).await;
+        let holder = Self::as_token_holder(ctx, user_id);
+        let outcome = self.execute::<User>(&holder, user_id, None, &command).await;
         self.refused_token(ctx, user_id, outcome).await?;
         self.user_row(user_id).await
     }

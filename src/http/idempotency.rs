@@ -84,7 +84,7 @@ async fn caller_of(
         Some(Ok(token)) => match authenticate(app, &token).await.ok()? {
             Caller::ApiKey { key_id, .. } => Some((format!("key:{key_id}"), token.into_bytes())),
             Caller::User { user_id, .. } => Some((format!("user:{user_id}"), Vec::new())),
-            Caller::System | Caller::Anonymous => None,
+            Caller::System | Caller::Anonymous | Caller::TokenHolder { .. } => None,
         },
     }
 }

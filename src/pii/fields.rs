@@ -142,7 +142,7 @@ fn mark_fields(fields: &[&str], data: &mut Value, mark: &str) {
 }
 
 /// Whose the caller's address and user agent in `metadata` are: the signed-in
-/// user who acted; for a caller not signed in, the person a user or session
+/// user who acted, or the user whose action token was presented; for a caller not signed in, the person a user or session
 /// event is about (signing up, signing in, failing to). A caller with an API
 /// key is an org's machine, and the system is no one: `None`.
 pub fn metadata_subject(
@@ -159,7 +159,7 @@ pub fn metadata_subject(
     }
     let actor = &metadata["actor"];
     match actor["type"].as_str() {
-        Some("user") => actor["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()),
+        Some("user" | "token_holder") => actor["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()),
         Some("anonymous") => match event_type.split_once('.').map(|(s, _)| s) {
             Some("user") => Some(stream_id),
             Some("session") => user_id_in(data),

@@ -374,6 +374,48 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Every personal field a person's request put in the log is sealed: the
+    /// payload's personal fields, and the caller's address and agent of every
+    /// event a person (not an org's key or the system) caused.
+    pub async fn assert_personal_fields_sealed(&self) {
+        let rows = self
+            .db()
+            .await
+            .query(
+                "SELECT event_type, data, metadata FROM auth_events ORDER BY position",
+                &[],
+            )
+            .await
+            .unwrap();
+        let sealed = |v: Option<&Value>| {
+            v.is_none_or(|v| v.is_null() || v.as_str().is_some_and(|s| s.starts_with("pii:v1:")))
+        };
+        for row in rows {
+            let (event_type, data, metadata): (String, Value, Value) =
+                (row.get(0), row.get(1), row.get(2));
+            for field in vouch::pii::fields::personal_fields(&event_type) {
+                assert!(
+                    sealed(data.get(*field)),
+                    "{event_type}.{field} in the clear: {data}"
+                );
+            }
+            let person = matches!(
+                metadata["actor"]["type"].as_str(),
+                Some("anonymous" | "user" | "token_holder")
+            );
+            if person {
+                for field in ["ip", "user_agent"] {
+                    assert!(
+                        sealed(metadata.get(field)),
+                        "{event_type}: the caller's {field} in the clear: {metadata}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The personal-data key file of the deployment on `database_url` (as
 /// `Settings::for_database` names it): what replay opens sealed fields with.
 pub fn pii_key_file(database_url: &str) -> std::path::PathBuf {

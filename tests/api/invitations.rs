@@ -145,6 +145,7 @@ async fn an_invited_person_joins_with_the_mailed_token_once() {
         .get(&format!("/v1/orgs/{org_id}/events"), &owner_token)
         .await;
     assert!(!shown.text.contains(&token), "{}", shown.text);
+    app.assert_personal_fields_sealed().await;
 }
 
 #[actix_web::test]

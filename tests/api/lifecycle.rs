@@ -263,6 +263,9 @@ async fn a_password_reset_sets_a_new_password_once_and_ends_every_session() {
         .get(&format!("/v1/events?stream_id={ada}"), &app.admin_key)
         .await;
     assert!(!shown.text.contains(&latest));
+    // The resetter acted as Ada: their address is sealed for her, also on
+    // the revocations.
+    app.assert_personal_fields_sealed().await;
 }
 
 #[actix_web::test]
@@ -405,6 +408,7 @@ async fn an_email_change_moves_the_account_after_the_new_address_confirms() {
         401,
         "invalid_credentials",
     );
+    app.assert_personal_fields_sealed().await;
     // The old address is free again.
     assert_eq!(
         app.request(
