@@ -97,6 +97,12 @@ impl App {
         Ok(crate::store::checkpoints::find_lag(&client, crate::store::checkpoints::RELAY).await?)
     }
 
+    /// Events after the mailer's checkpoint, and the age of the oldest.
+    pub async fn mailer_lag(&self) -> Result<(i64, f64), AppError> {
+        let client = self.pool.get().await?;
+        Ok(crate::store::checkpoints::find_lag(&client, crate::store::checkpoints::MAILER).await?)
+    }
+
     async fn read_events(
         &self,
         org_id: Option<Uuid>,

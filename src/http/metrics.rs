@@ -19,6 +19,8 @@ pub struct Metrics {
     relay_published: IntGauge,
     relay_lag_events: IntGauge,
     relay_lag_seconds: Gauge,
+    mailer_lag_events: IntGauge,
+    mailer_lag_seconds: Gauge,
     cache_listening: IntGauge,
     cache_lookups: IntGaugeVec,
     cache_entries: IntGaugeVec,
@@ -65,6 +67,14 @@ impl Metrics {
             "vouch_relay_lag_seconds",
             "Age of the oldest event not yet confirmed by the broker",
         )?;
+        let mailer_lag_events = IntGauge::new(
+            "vouch_mailer_lag_events",
+            "Events in the log after the mailer checkpoint",
+        )?;
+        let mailer_lag_seconds = Gauge::new(
+            "vouch_mailer_lag_seconds",
+            "Age of the oldest event the mailer has not handled (its mails not yet accepted)",
+        )?;
         let cache_listening = IntGauge::new(
             "vouch_credential_cache_listening",
             "1 if the credential cache receives invalidations (and so serves from memory)",
@@ -90,6 +100,8 @@ impl Metrics {
         registry.register(Box::new(relay_published.clone()))?;
         registry.register(Box::new(relay_lag_events.clone()))?;
         registry.register(Box::new(relay_lag_seconds.clone()))?;
+        registry.register(Box::new(mailer_lag_events.clone()))?;
+        registry.register(Box::new(mailer_lag_seconds.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -99,6 +111,8 @@ impl Metrics {
             relay_published,
             relay_lag_events,
             relay_lag_seconds,
+            mailer_lag_events,
+            mailer_lag_seconds,
             cache_listening,
             cache_lookups,
             cache_entries,
@@ -140,6 +154,14 @@ impl Metrics {
         if let Some((events, seconds)) = lag {
             self.relay_lag_events.set(events);
             self.relay_lag_seconds.set(seconds);
+        }
+    }
+
+    /// Copies the mailer's lag into the gauges.
+    pub fn observe_mailer(&self, lag: Option<(i64, f64)>) {
+        if let Some((events, seconds)) = lag {
+            self.mailer_lag_events.set(events);
+            self.mailer_lag_seconds.set(seconds);
         }
     }
 

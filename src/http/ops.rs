@@ -102,6 +102,7 @@ pub async fn metrics(
 ) -> HttpResponse {
     let lag = app.relay_lag().await.ok();
     metrics.observe_relay(&bus.relay, lag);
+    metrics.observe_mailer(app.mailer_lag().await.ok());
     metrics.observe_cache(app.cache());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -144,9 +144,16 @@ async fn follow(
             }
             continue;
         };
+        // The events passed over since the last save: saved before a send,
+        // so that a mail server that is away shows as lag from that mail on.
+        let mut passed = None;
         for mut event in events {
             if !MAIL_EVENTS.contains(&event.event_type.as_str()) {
+                passed = Some(event.cursor());
                 continue;
+            }
+            if let Some(cursor) = passed.take() {
+                save_checkpoint(&pool.get().await?, CHECKPOINT, cursor).await?;
             }
             send_mails(pool, config, &mut event).await?;
             status.failing.store(0, Ordering::Relaxed);

@@ -476,6 +476,19 @@ async fn a_mail_server_outage_loses_no_mail() {
         .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(sink.received().is_empty());
+    let lag = async || {
+        let metrics = app.get("/metrics", &app.admin_key).await.text;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("vouch_mailer_lag_events "))
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(
+        lag().await >= 2,
+        "the waiting requests show as the mailer's lag"
+    );
     sink.set_down(false);
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while sink.mails_to("ada@example.org").len() < 2 {
@@ -491,6 +504,11 @@ async fn a_mail_server_outage_loses_no_mail() {
         .map(|m| m.header("Message-ID").unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "one message id per request; none sent twice");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lag().await != 0 {
+        assert!(std::time::Instant::now() < deadline, "the mailer caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[actix_web::test]
