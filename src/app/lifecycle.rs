@@ -79,10 +79,7 @@ impl App {
         ctx: &Ctx,
         user_id: Uuid,
     ) -> Result<(), AppError> {
-        let (caller, _) = Self::require_user(ctx)?;
-        if caller != user_id {
-            return Err(AppError::NotFound);
-        }
+        Self::require_self(ctx, user_id)?;
         let user = self.user_row(user_id).await?;
         if user.email_verified {
             return Err(DomainError::Conflict("the email address is verified already").into());
@@ -208,10 +205,7 @@ impl App {
         new_email: Email,
         current_password: SecretString,
     ) -> Result<(), AppError> {
-        let (caller, _) = Self::require_user(ctx)?;
-        if caller != user_id {
-            return Err(AppError::NotFound);
-        }
+        Self::require_self(ctx, user_id)?;
         self.check_password(ctx, user_id, current_password).await?;
         let client = self.pool.get().await?;
         let taken = users::find_user_by_email(&client, new_email.as_str()).await?;

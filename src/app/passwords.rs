@@ -21,10 +21,7 @@ impl App {
         current: SecretString,
         new: NewPassword,
     ) -> Result<(), AppError> {
-        let (caller, own_session) = Self::require_user(ctx)?;
-        if caller != user_id {
-            return Err(AppError::NotFound);
-        }
+        let own_session = Self::require_self(ctx, user_id)?;
         let user = self.check_password(ctx, user_id, current).await?;
         let password_hash = password::hash(new).await?;
         let command = UserCommand::ChangePassword { password_hash };

@@ -306,6 +306,15 @@ impl App {
         }
     }
 
+    /// The session of the signed-in caller, who must be `user_id`: another
+    /// user's id is not found, and a caller that is not a user is forbidden.
+    pub(crate) fn require_self(ctx: &Ctx, user_id: Uuid) -> Result<Uuid, AppError> {
+        match Self::require_user(ctx)? {
+            (caller, session) if caller == user_id => Ok(session),
+            _ => Err(AppError::NotFound),
+        }
+    }
+
     /// The caller's active sessions.
     pub async fn list_sessions(&self, ctx: &Ctx) -> Result<(Vec<SessionRow>, Uuid), AppError> {
         let (user_id, current) = Self::require_user(ctx)?;

@@ -5,7 +5,7 @@ use super::canonical::{audit_form, canonical, link, GENESIS};
 use super::key::AuditKey;
 use crate::store::audit_chain::{self, ChainHead};
 use crate::store::events::{read_log, LogPosition, LogQuery};
-use crate::store::leader::campaign;
+use crate::store::leader::lead_forever;
 use crate::store::tail::Tail;
 use crate::store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
@@ -157,24 +157,19 @@ async fn sign_if_due(
 
 /// Runs the chainer forever: campaign, then chain on every commit while leader.
 pub async fn run(pool: Pool, database_url: String, key: AuditKey, policy: CheckpointPolicy) {
-    loop {
-        match campaign(&database_url, CHAIN_LOCK, crate::store::channels::EVENTS).await {
-            Ok(Some(mut leadership)) => {
-                tracing::info!("chainer: leader");
-                let mut tail = Tail::default();
-                loop {
-                    if let Err(e) = chain_pending(&pool, &key, policy).await {
-                        tracing::warn!(error = %crate::telemetry::error_chain(&e), "chainer: retrying");
-                    }
-                    if !tail.wait(&mut leadership.notifications).await {
-                        break;
-                    }
+    lead_forever(&database_url, CHAIN_LOCK, "chainer", |mut notifications| {
+        let (pool, key) = (&pool, &key);
+        async move {
+            let mut tail = Tail::default();
+            loop {
+                if let Err(e) = chain_pending(pool, key, policy).await {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "chainer: retrying");
                 }
-                tracing::warn!("chainer: no longer leader");
+                if !tail.wait(&mut notifications).await {
+                    return;
+                }
             }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "chainer: campaign failed"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await;
 }

@@ -10,8 +10,8 @@
 use super::cloudevent::{to_cloudevent, CONTENT_TYPE};
 use crate::store::checkpoints::{find_checkpoint, save_checkpoint, RELAY as CHECKPOINT};
 use crate::store::events::{read_log, LogPosition, LogQuery, RecordedEvent};
-use crate::store::leader::campaign;
-use crate::store::tail::Tail;
+use crate::store::leader::lead_forever;
+use crate::store::tail::{Backoff, Tail};
 use crate::store::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -80,28 +80,17 @@ enum RelayError {
 
 /// Runs the relay forever: campaign for leadership, relay while leader.
 pub async fn run(pool: Pool, config: RelayConfig, status: Arc<RelayStatus>) {
-    loop {
-        match campaign(
-            &config.database_url,
-            RELAY_LOCK,
-            crate::store::channels::EVENTS,
-        )
-        .await
-        {
-            Ok(Some(leadership)) => {
-                status.leader.store(true, Ordering::SeqCst);
-                tracing::info!("relay: leader");
-                lead(&pool, &config, &status, leadership.notifications).await;
-                status.leader.store(false, Ordering::SeqCst);
-                status.connected.store(false, Ordering::SeqCst);
-                drop(leadership.client);
-                tracing::warn!("relay: no longer leader");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "relay: campaign failed"),
+    let database_url = config.database_url.clone();
+    lead_forever(&database_url, RELAY_LOCK, "relay", |notifications| {
+        let (pool, config, status) = (&pool, &config, &status);
+        async move {
+            status.leader.store(true, Ordering::SeqCst);
+            lead(pool, config, status, notifications).await;
+            status.leader.store(false, Ordering::SeqCst);
+            status.connected.store(false, Ordering::SeqCst);
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await;
 }
 
 /// Relays while leader, reconnecting to the broker with backoff.
@@ -111,25 +100,18 @@ async fn lead(
     status: &RelayStatus,
     mut notifications: mpsc::UnboundedReceiver<String>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match relay_while_connected(pool, config, status, &mut notifications).await {
             Err(RelayError::LeadershipLost) => return,
             Err(e) => {
                 status.connected.store(false, Ordering::SeqCst);
-                tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in_ms = backoff.as_millis() as u64, "relay: retrying");
-                // Keep draining notifications while waiting; stop if the lock is gone.
-                let wait = tokio::time::sleep(backoff);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        n = notifications.recv() => if n.is_none() { return },
-                    }
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in_ms = backoff.next().as_millis() as u64, "relay: retrying");
+                if !backoff.wait(&mut notifications).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Ok(()) => backoff = Duration::from_millis(100),
+            Ok(()) => backoff.reset(),
         }
     }
 }

@@ -12,8 +12,8 @@ use super::transport::{MailTransport, TransportError};
 use crate::pii::keyring::{Keyring, KeyringError, StoredPayload};
 use crate::store::checkpoints::{find_checkpoint, save_checkpoint, MAILER as CHECKPOINT};
 use crate::store::events::{read_log, LogQuery, RecordedEvent};
-use crate::store::leader::campaign;
-use crate::store::tail::Tail;
+use crate::store::leader::lead_forever;
+use crate::store::tail::{Backoff, Tail};
 use crate::store::{orgs, Pool};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,27 +69,16 @@ enum MailerError {
 
 /// Runs the mailer forever: campaign for leadership, mail while leader.
 pub async fn run(pool: Pool, config: MailerConfig, status: Arc<MailerStatus>) {
-    loop {
-        match campaign(
-            &config.database_url,
-            MAILER_LOCK,
-            crate::store::channels::EVENTS,
-        )
-        .await
-        {
-            Ok(Some(leadership)) => {
-                status.leader.store(true, Ordering::SeqCst);
-                tracing::info!(to = %config.transport.describe(), "mailer: leader");
-                lead(&pool, &config, &status, leadership.notifications).await;
-                status.leader.store(false, Ordering::SeqCst);
-                drop(leadership.client);
-                tracing::warn!("mailer: no longer leader");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "mailer: campaign failed"),
+    let database_url = config.database_url.clone();
+    lead_forever(&database_url, MAILER_LOCK, "mailer", |notifications| {
+        let (pool, config, status) = (&pool, &config, &status);
+        async move {
+            status.leader.store(true, Ordering::SeqCst);
+            lead(pool, config, status, notifications).await;
+            status.leader.store(false, Ordering::SeqCst);
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await;
 }
 
 /// Mails while leader, backing off while sends or the database fail.
@@ -99,24 +88,18 @@ async fn lead(
     status: &MailerStatus,
     mut notifications: mpsc::UnboundedReceiver<String>,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), MAX_BACKOFF);
     loop {
         match follow(pool, config, status, &mut notifications).await {
             Err(MailerError::LeadershipLost) => return,
             Err(e) => {
                 status.failing.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in_ms = backoff.as_millis() as u64, "mailer: retrying");
-                let wait = tokio::time::sleep(backoff);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        n = notifications.recv() => if n.is_none() { return },
-                    }
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in_ms = backoff.next().as_millis() as u64, to = %config.transport.describe(), "mailer: retrying");
+                if !backoff.wait(&mut notifications).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => backoff.reset(),
         }
     }
 }

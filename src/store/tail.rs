@@ -1,5 +1,6 @@
-//! How a reader that tails the log (the relay, the chainer) waits when nothing
-//! is readable: for a wake-up from the notifier, or a poll.
+//! How a reader that tails the log (the relay, the chainer, the mailer) waits
+//! when nothing is readable: for a wake-up from the notifier, or a poll; and
+//! how it backs off after a failed round.
 //!
 //! An announced event may not be readable yet: commit-safe reads wait for every
 //! older transaction on the server, and one that appends nothing (a throttle
@@ -52,6 +53,51 @@ impl Tail {
     }
 }
 
+/// The growing pause of a leader whose round failed (the broker or the mail
+/// server is away): it doubles from `first` up to `most`, and is back to
+/// `first` after a round that worked.
+#[derive(Debug)]
+pub struct Backoff {
+    first: Duration,
+    most: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `first`, doubling, up to `most`.
+    pub fn new(first: Duration, most: Duration) -> Self {
+        Self {
+            first,
+            most,
+            next: first,
+        }
+    }
+
+    /// The pause the next failure waits.
+    pub fn next(&self) -> Duration {
+        self.next
+    }
+
+    /// A round worked: the next failure waits the first pause again.
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+
+    /// Waits out the pause, taking the notifications that come meanwhile;
+    /// false when they ended (the leadership is gone: stop at once).
+    pub async fn wait(&mut self, notifications: &mut UnboundedReceiver<String>) -> bool {
+        let wait = tokio::time::sleep(self.next);
+        tokio::pin!(wait);
+        self.next = (self.next * 2).min(self.most);
+        loop {
+            tokio::select! {
+                () = &mut wait => return true,
+                n = notifications.recv() => if n.is_none() { return false },
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +128,26 @@ mod tests {
         assert_eq!(pauses.last(), Some(&250));
         drop(tx);
         assert!(!tail.wait(&mut rx).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_doubles_up_to_its_most_and_stops_when_the_leadership_ends() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
+        let mut waited = Vec::new();
+        for _ in 0..4 {
+            let started = tokio::time::Instant::now();
+            tx.send(String::new()).unwrap_or_default();
+            assert!(
+                backoff.wait(&mut rx).await,
+                "a notification does not cut it short"
+            );
+            waited.push(started.elapsed().as_millis());
+        }
+        assert_eq!(waited, [100, 200, 300, 300]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(100));
+        drop(tx);
+        assert!(!backoff.wait(&mut rx).await);
     }
 }

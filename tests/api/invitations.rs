@@ -6,6 +6,20 @@ use crate::lifecycle::spawn_mailing_app;
 use crate::smtp::SmtpSink;
 use serde_json::json;
 
+/// The org Acme, founded by a signed-in owner: (owner's access token, org id).
+async fn acme(app: &TestApp) -> (String, String) {
+    let (_, owner_token, _) = app.user_session("owner@example.org").await;
+    let org = app
+        .post(
+            "/v1/orgs",
+            &owner_token,
+            json!({"name": "Acme", "slug": "acme"}),
+        )
+        .await;
+    assert_eq!(org.status, 201, "{}", org.text);
+    (owner_token, id(&org.body))
+}
+
 /// Signs a user up and in and verifies their address through the mail.
 async fn verified_user(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, String) {
     let (id, token, _) = app.user_session(email).await;
@@ -38,15 +52,7 @@ async fn verified_user(app: &TestApp, sink: &SmtpSink, email: &str) -> (String, 
 async fn an_invited_person_joins_with_the_mailed_token_once() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
-    let (_owner, owner_token, _) = app.user_session("owner@example.org").await;
-    let org = app
-        .post(
-            "/v1/orgs",
-            &owner_token,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org_id = id(&org.body);
+    let (owner_token, org_id) = acme(&app).await;
     let path = format!("/v1/orgs/{org_id}/invitations");
 
     let res = app
@@ -98,7 +104,7 @@ async fn an_invited_person_joins_with_the_mailed_token_once() {
         400,
         "invalid_token",
     );
-    let changed = format!("{}A", &token[..token.len() - 1]);
+    let changed = crate::smtp::altered(&token);
     assert_error(&accept(&changed, &eve_token).await, 400, "invalid_token");
     assert_eq!(app.count_events("org.invitation_accepted").await, 0);
 
@@ -152,15 +158,7 @@ async fn an_invited_person_joins_with_the_mailed_token_once() {
 async fn only_owners_invite_owners_and_members_do_not_invite() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
-    let (_, owner_token, _) = app.user_session("owner@example.org").await;
-    let org = app
-        .post(
-            "/v1/orgs",
-            &owner_token,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org_id = id(&org.body);
+    let (owner_token, org_id) = acme(&app).await;
     let path = format!("/v1/orgs/{org_id}/invitations");
     // An admin and a member, added by invitation.
     let mut tokens = Vec::new();
@@ -262,15 +260,7 @@ async fn only_owners_invite_owners_and_members_do_not_invite() {
 async fn a_revoked_invitation_no_longer_works() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
-    let (_, owner_token, _) = app.user_session("owner@example.org").await;
-    let org = app
-        .post(
-            "/v1/orgs",
-            &owner_token,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org_id = id(&org.body);
+    let (owner_token, org_id) = acme(&app).await;
     let path = format!("/v1/orgs/{org_id}/invitations");
     let res = app
         .post(
@@ -322,15 +312,7 @@ async fn an_expired_invitation_is_refused() {
     use vouch::app::{AppError, Caller, Ctx, Policy};
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
-    let (_, owner_token, _) = app.user_session("owner@example.org").await;
-    let org = app
-        .post(
-            "/v1/orgs",
-            &owner_token,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org_id = id(&org.body);
+    let (owner_token, org_id) = acme(&app).await;
     let res = app
         .post(
             &format!("/v1/orgs/{org_id}/invitations"),
@@ -365,15 +347,7 @@ async fn an_expired_invitation_is_refused() {
 async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
-    let (_, owner_token, _) = app.user_session("owner@example.org").await;
-    let org = app
-        .post(
-            "/v1/orgs",
-            &owner_token,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org_id = id(&org.body);
+    let (owner_token, org_id) = acme(&app).await;
     let path = format!("/v1/orgs/{org_id}/invitations");
     let res = app
         .post(

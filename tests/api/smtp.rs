@@ -127,6 +127,23 @@ impl SmtpSink {
         }
     }
 
+    /// Waits until `n` mails to `to` came; returns them in the order they came.
+    pub async fn wait_for_count(&self, to: &str, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let mails = self.mails_to(to);
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} mails to {to} came",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The mails to `to`, in the order they came.
     pub fn mails_to(&self, to: &str) -> Vec<Received> {
         self.received()
@@ -205,4 +222,10 @@ impl SmtpSink {
             write.write_all(reply).await?;
         }
     }
+}
+
+/// `token` with its last character changed: the same shape, another token.
+pub fn altered(token: &str) -> String {
+    let (head, last) = token.split_at(token.len() - 1);
+    format!("{head}{}", if last == "A" { "B" } else { "A" })
 }
