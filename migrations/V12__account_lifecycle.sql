@@ -10,7 +10,7 @@ ALTER TABLE users ADD COLUMN email_verified boolean NOT NULL DEFAULT false;
 -- is expired when read (projections do not read clocks).
 CREATE TABLE invitations (
     id          uuid PRIMARY KEY,
-    org_id      uuid        NOT NULL REFERENCES orgs (id),
+    org_id      uuid        NOT NULL,
     email       text,
     role        text        NOT NULL,
     status      text        NOT NULL CHECK (status IN ('pending', 'accepted', 'revoked')),
@@ -22,6 +22,8 @@ CREATE TABLE invitations (
 );
 CREATE INDEX invitations_org_id ON invitations (org_id, id);
 CREATE INDEX invitations_accepted_by ON invitations (accepted_by) WHERE accepted_by IS NOT NULL;
+-- Erasure finds the invitations sent to a person's address.
+CREATE INDEX invitations_email ON invitations (email) WHERE email IS NOT NULL;
 
 -- Mail throttles and confirmation attempts are counted in auth_attempts
 -- under their own kinds (keyed indexes, never addresses).

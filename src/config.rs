@@ -227,9 +227,9 @@ pub struct AuthSettings {
     #[arg(long, env = "VOUCH_MAIL_WINDOW_SECONDS", default_value_t = 900)]
     pub mail_window_seconds: i64,
 
-    /// Wrong tokens presented for one account or invitation within the mail
-    /// window before 429: its pending tokens can then not be guessed at.
-    #[arg(long, env = "VOUCH_TOKEN_FAILURES", default_value_t = 5)]
+    /// Wrong action tokens presented from one client address within the mail
+    /// window before 429.
+    #[arg(long, env = "VOUCH_TOKEN_FAILURES", default_value_t = 20)]
     pub token_failures: usize,
 }
 
@@ -251,7 +251,7 @@ impl Default for AuthSettings {
             mail_email_requests: 5,
             mail_ip_requests: 30,
             mail_window_seconds: 900,
-            token_failures: 5,
+            token_failures: 20,
         }
     }
 }

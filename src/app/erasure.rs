@@ -8,7 +8,7 @@ use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::events::StreamChange;
-use crate::store::{credentials, invitations, memberships, sessions};
+use crate::store::{credentials, invitations, memberships, sessions, users};
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -42,6 +42,9 @@ impl App {
                 // The password changed since it was checked.
                 return Err(AppError::InvalidCredentials);
             }
+            // Their address, for the invitations that name it (read before
+            // the erasure's projection clears it).
+            let email = users::find_user(&tx, user_id).await?.map(|u| u.email);
             let loaded = self.load::<User>(&tx, user_id).await?;
             let mut changes = vec![self.change(
                 (StreamType::User, user_id),
@@ -62,10 +65,14 @@ impl App {
             // The events are sealed with the person's key, then the key goes.
             let recorded = self.commit_in(&tx, ctx, &changes).await?;
             self.keyring()?.erase(&tx, user_id).await?;
-            // Their address on the invitations they accepted is sealed for each.
-            for invitation in invitations::find_accepted_by(&tx, user_id).await? {
-                self.keyring()?.erase(&tx, invitation).await?;
+            // Their address on the invitations they accepted, or that were
+            // sent to it, is sealed for each invitation: those keys go too,
+            // and the rows lose it (as a replay without the keys rebuilds them).
+            let named = invitations::find_naming(&tx, user_id, email.as_deref()).await?;
+            for invitation in &named {
+                self.keyring()?.erase(&tx, *invitation).await?;
             }
+            invitations::forget_emails(&tx, &named).await?;
             tx.commit().await?;
             self.committed(ctx, &recorded);
             Ok(())

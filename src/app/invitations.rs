@@ -46,6 +46,9 @@ impl App {
         role: Role,
     ) -> Result<IssuedInvitation, AppError> {
         let by = self.manager(ctx, org_id).await?;
+        // An invitation is a mail like any other: throttled per address and
+        // per client.
+        self.reserve_mail(email.as_str(), ctx.ip.as_deref()).await?;
         let invitation_id = self.clock.new_id();
         let (token, issue) = self.issue(Purpose::Invitation, invitation_id);
         let command = OrgCommand::Invite {
@@ -101,7 +104,7 @@ impl App {
     /// address must be the invited one.
     pub async fn accept_invitation(&self, ctx: &Ctx, raw: &str) -> Result<MemberRow, AppError> {
         let (user_id, _) = Self::require_user(ctx)?;
-        let (invitation_id, presented) = self.presented(Purpose::Invitation, raw).await?;
+        let (invitation_id, presented) = self.presented(ctx, Purpose::Invitation, raw).await?;
         let client = self.pool.get().await?;
         let invitation = invitations::find_invitation(&client, invitation_id).await?;
         let user = users::find_user(&client, user_id)
@@ -109,9 +112,7 @@ impl App {
             .ok_or(AppError::Unauthenticated)?;
         drop(client);
         let Some(invitation) = invitation else {
-            return self
-                .refused_token(ctx, invitation_id, Err(AppError::InvalidToken))
-                .await;
+            return self.refused_token(ctx, Err(AppError::InvalidToken)).await;
         };
         let org_id = invitation.org_id;
         let email = Email::parse(&user.email).map_err(|e| AppError::Internal(Box::new(e)))?;
@@ -125,7 +126,7 @@ impl App {
         let outcome = self
             .execute::<Org>(ctx, org_id, Some(org_id), &command)
             .await;
-        self.refused_token(ctx, invitation_id, outcome).await?;
+        self.refused_token(ctx, outcome).await?;
         let client = self.pool.get().await?;
         crate::store::memberships::find_member(&client, org_id, user_id)
             .await?

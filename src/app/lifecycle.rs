@@ -28,15 +28,18 @@ impl App {
         (token, issue)
     }
 
-    /// A presented token of `purpose`, parsed and not refused by the attempt
-    /// throttle of what it names.
+    /// A presented token of `purpose`, parsed, from a client the throttle of
+    /// wrong tokens lets try (a malformed one counts as wrong).
     pub(crate) async fn presented(
         &self,
+        ctx: &Ctx,
         purpose: Purpose,
         raw: &str,
     ) -> Result<(Uuid, Presented), AppError> {
-        let token = ActionToken::parse(purpose, raw).map_err(|_| AppError::InvalidToken)?;
-        self.check_token_attempts(token.id()).await?;
+        self.check_token_attempts(ctx.ip.as_deref()).await?;
+        let Ok(token) = ActionToken::parse(purpose, raw) else {
+            return self.refused_token(ctx, Err(AppError::InvalidToken)).await;
+        };
         let presented = Presented {
             token_hash: token.hash(),
             now: self.clock.now(),
@@ -54,18 +57,18 @@ impl App {
         }
     }
 
-    /// Maps a refused token to the one answer, counting it for its target.
+    /// Maps a refused token to the one answer, counting it against the
+    /// client that presented it.
     pub(crate) async fn refused_token<T>(
         &self,
         ctx: &Ctx,
-        target: Uuid,
         outcome: Result<T, AppError>,
     ) -> Result<T, AppError> {
         match outcome {
             // An erased or unknown target is a token that does not work.
             Err(AppError::Domain(DomainError::InvalidToken | DomainError::NotFound))
-            | Err(AppError::NotFound) => {
-                self.record_token_failure(target, ctx.ip.as_deref()).await?;
+            | Err(AppError::NotFound | AppError::InvalidToken) => {
+                self.record_token_failure(ctx.ip.as_deref()).await?;
                 Err(AppError::InvalidToken)
             }
             other => other,
@@ -106,11 +109,11 @@ impl App {
         ctx: &Ctx,
         raw: &str,
     ) -> Result<UserRow, AppError> {
-        let (user_id, presented) = self.presented(Purpose::EmailVerification, raw).await?;
+        let (user_id, presented) = self.presented(ctx, Purpose::EmailVerification, raw).await?;
         let command = UserCommand::ConfirmEmailVerification(presented);
         let holder = Self::as_token_holder(ctx, user_id);
         let outcome = self.execute::<User>(&holder, user_id, None, &command).await;
-        self.refused_token(ctx, user_id, outcome).await?;
+        self.refused_token(ctx, outcome).await?;
         self.user_row(user_id).await
     }
 
@@ -159,8 +162,17 @@ impl App {
         raw: &str,
         new: NewPassword,
     ) -> Result<(), AppError> {
-        let (user_id, presented) = self.presented(Purpose::PasswordReset, raw).await?;
+        let (user_id, presented) = self.presented(ctx, Purpose::PasswordReset, raw).await?;
         let ctx = &Self::as_token_holder(ctx, user_id);
+        // The token is checked before the password is hashed: a wrong one
+        // costs no argon2. The transaction decides again.
+        let loaded = {
+            let client = self.pool.get().await?;
+            self.load::<User>(&client, user_id).await?
+        };
+        if !loaded.state.accepts_reset(&presented) {
+            return self.refused_token(ctx, Err(AppError::InvalidToken)).await;
+        }
         let password_hash = password::hash(new).await?;
         let command = UserCommand::ConfirmPasswordReset {
             presented,
@@ -192,7 +204,7 @@ impl App {
                 self.finish(tx, ctx, &changes).await
             })
             .await;
-        self.refused_token(ctx, user_id, outcome).await?;
+        self.refused_token(ctx, outcome).await?;
         Ok(())
     }
 
@@ -224,11 +236,11 @@ impl App {
     /// Moves the token's user to the address it was mailed to; 409
     /// `email_taken` if someone registered it meanwhile.
     pub async fn confirm_email_change(&self, ctx: &Ctx, raw: &str) -> Result<UserRow, AppError> {
-        let (user_id, presented) = self.presented(Purpose::EmailChange, raw).await?;
+        let (user_id, presented) = self.presented(ctx, Purpose::EmailChange, raw).await?;
         let command = UserCommand::ConfirmEmailChange(presented);
         let holder = Self::as_token_holder(ctx, user_id);
         let outcome = self.execute::<User>(&holder, user_id, None, &command).await;
-        self.refused_token(ctx, user_id, outcome).await?;
+        self.refused_token(ctx, outcome).await?;
         self.user_row(user_id).await
     }
 }

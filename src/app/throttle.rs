@@ -120,10 +120,11 @@ impl App {
         Ok(())
     }
 
-    /// Refuses (429) a token for `target` (the account or invitation it
-    /// names) once too many wrong ones were presented for it.
-    pub(crate) async fn check_token_attempts(&self, target: uuid::Uuid) -> Result<(), AppError> {
-        let key = self.keyring()?.blind("token", &target.to_string());
+    /// Refuses (429) a client that presented too many wrong action tokens.
+    /// Per client, not per account: anyone can name an account, and a limit
+    /// on it would let them lock its owner's valid token out.
+    pub(crate) async fn check_token_attempts(&self, ip: Option<&str>) -> Result<(), AppError> {
+        let key = self.keyring()?.blind("ip", ip.unwrap_or(""));
         let policy = &self.policy.auth;
         let now = self.clock.now();
         let window = Duration::seconds(policy.mail_window_seconds);
@@ -136,24 +137,12 @@ impl App {
         }
     }
 
-    /// Counts a wrong token presented for `target`.
-    pub(crate) async fn record_token_failure(
-        &self,
-        target: uuid::Uuid,
-        ip: Option<&str>,
-    ) -> Result<(), AppError> {
-        let keyring = self.keyring()?;
-        let key = keyring.blind("token", &target.to_string());
-        let ip = ip.map(|ip| keyring.blind("ip", ip));
+    /// Counts a wrong action token presented by a client.
+    pub(crate) async fn record_token_failure(&self, ip: Option<&str>) -> Result<(), AppError> {
+        let key = self.keyring()?.blind("ip", ip.unwrap_or(""));
         let client = self.pool.get().await?;
-        attempts::create_bucket_attempt(
-            &client,
-            Bucket::Token,
-            &key,
-            ip.as_deref(),
-            self.clock.now(),
-        )
-        .await?;
+        attempts::create_bucket_attempt(&client, Bucket::Token, &key, None, self.clock.now())
+            .await?;
         Ok(())
     }
 

@@ -102,7 +102,7 @@ async fn lead(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        match relay_while_connected(pool, config, status, &mut notifications).await {
+        match relay_while_connected(pool, config, status, &mut notifications, &mut backoff).await {
             Err(RelayError::LeadershipLost) => return,
             Err(e) => {
                 status.connected.store(false, Ordering::SeqCst);
@@ -140,6 +140,7 @@ async fn relay_while_connected(
     config: &RelayConfig,
     status: &RelayStatus,
     notifications: &mut mpsc::UnboundedReceiver<String>,
+    backoff: &mut Backoff,
 ) -> Result<(), RelayError> {
     let (connection, channel) = open_channel(config).await?;
     status.connected.store(true, Ordering::SeqCst);
@@ -169,6 +170,8 @@ async fn relay_while_connected(
             let Some(last) = events.last().map(RecordedEvent::cursor) else {
                 if let Some(batch) = in_flight.take() {
                     checkpoint(pool, status, batch).await?;
+                    // A batch the broker confirmed: the next failure starts over.
+                    backoff.reset();
                     continue;
                 }
                 // Idle, but a dead broker connection must still show in /readyz.
@@ -187,6 +190,7 @@ async fn relay_while_connected(
             let batch = publish_batch(&channel, &config.exchange, &events, last).await?;
             if let Some(before) = in_flight.replace(batch) {
                 checkpoint(pool, status, before).await?;
+                backoff.reset();
             }
             after = last;
         }

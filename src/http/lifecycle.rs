@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A token from a mail (or, for invitations, from the inviter).
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// The token, as the `token` query parameter of the mail's link gave it.
@@ -32,7 +33,8 @@ pub struct PasswordResetRequest {
 }
 
 /// A new password with its reset token.
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetConfirm {
     /// The token from the reset mail.
@@ -44,7 +46,8 @@ pub struct PasswordResetConfirm {
 }
 
 /// An email change.
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChangeRequest {
     /// The new address (normalised as at sign-up).

@@ -18,10 +18,62 @@ pub enum TransportError {
     Url(String),
     /// The SMTP server refused or could not be reached.
     #[error("smtp: {0}")]
-    Smtp(#[from] lettre::transport::smtp::Error),
+    Smtp(SmtpFailure),
     /// The mail folder could not be written.
     #[error("mail folder: {0}")]
     File(#[from] lettre::transport::file::Error),
+}
+
+/// What went wrong with an SMTP exchange, without the server's reply text:
+/// it can name the recipient, and addresses are never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpFailure {
+    /// The server refused this message for good (a 5xx reply): sending it
+    /// again would fail again.
+    pub permanent: bool,
+    /// The reply code, if the server answered.
+    pub code: Option<String>,
+    /// What kind of failure it was.
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for SmtpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind)?;
+        if let Some(code) = &self.code {
+            write!(f, " (reply {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<lettre::transport::smtp::Error> for TransportError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        let kind = if e.is_permanent() {
+            "the server refused the message for good"
+        } else if e.is_transient() {
+            "the server refused the message for now"
+        } else if e.is_timeout() {
+            "the server did not answer in time"
+        } else if e.is_tls() {
+            "TLS with the server failed"
+        } else {
+            "could not talk to the server"
+        };
+        Self::Smtp(SmtpFailure {
+            permanent: e.is_permanent(),
+            code: e.status().map(|c| c.to_string()),
+            kind,
+        })
+    }
+}
+
+impl TransportError {
+    /// Whether the message can never be sent (and waiting for it would hold
+    /// back every mail after it).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Smtp(f) if f.permanent)
+    }
 }
 
 /// A configured transport.
@@ -50,8 +102,15 @@ impl MailTransport {
                 let dir = url.to_file_path().map_err(|()| {
                     TransportError::Url("a file URL names a folder: file:///dir".into())
                 })?;
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| TransportError::Url(format!("{}: {e}", dir.display())))?;
+                // Mails hold tokens: a folder vouch makes is its owner's alone.
+                if !dir.exists() {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&dir)
+                        .map_err(|e| TransportError::Url(format!("{}: {e}", dir.display())))?;
+                }
                 Ok(Self::File(AsyncFileTransport::new(&dir), dir))
             }
             other => Err(TransportError::Url(format!(
@@ -137,6 +196,7 @@ mod tests {
             Ok(MailTransport::Smtp(_))
         ));
         let dir = std::env::temp_dir().join(format!("vouch-mail-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let url = format!("file://{}", dir.display());
         assert!(matches!(
             MailTransport::from_url(&url),

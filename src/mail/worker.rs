@@ -90,7 +90,7 @@ async fn lead(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), MAX_BACKOFF);
     loop {
-        match follow(pool, config, status, &mut notifications).await {
+        match follow(pool, config, status, &mut notifications, &mut backoff).await {
             Err(MailerError::LeadershipLost) => return,
             Err(e) => {
                 status.failing.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +111,7 @@ async fn follow(
     config: &MailerConfig,
     status: &MailerStatus,
     notifications: &mut mpsc::UnboundedReceiver<String>,
+    backoff: &mut Backoff,
 ) -> Result<(), MailerError> {
     let mut after = find_checkpoint(&pool.get().await?, CHECKPOINT).await?;
     let mut tail = Tail::default();
@@ -138,9 +139,14 @@ async fn follow(
             if let Some(cursor) = passed.take() {
                 save_checkpoint(&pool.get().await?, CHECKPOINT, cursor).await?;
             }
+            // A deposed leader stops before it sends what its successor will.
+            if notifications.is_closed() {
+                return Err(MailerError::LeadershipLost);
+            }
             send_mails(pool, config, &mut event).await?;
             status.failing.store(0, Ordering::Relaxed);
             status.sent.fetch_add(1, Ordering::Relaxed);
+            backoff.reset();
             save_checkpoint(&pool.get().await?, CHECKPOINT, event.cursor()).await?;
         }
         save_checkpoint(&pool.get().await?, CHECKPOINT, last).await?;
@@ -175,16 +181,22 @@ async fn send_mails(
         data: &event.data,
         org_name: org_name.as_deref(),
     };
-    for mail in config.composer.mails(
-        &request,
-        crate::clock::Clock::now(&crate::clock::SystemClock),
-    ) {
-        match config.composer.message(&mail) {
-            Ok(message) => {
-                config.transport.send(message).await?;
-                // The Message-ID only: addresses are personal, and never logged.
-                tracing::info!(message_id = %mail.message_id, to = %config.transport.describe(), "mailer: mail handed over");
-            }
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    // Logged by event id and number: a Message-ID (`<event id>.<n>@host`)
+    // reads as an address to a log scanner, and addresses are never logged.
+    for (n, mail) in config.composer.mails(&request, now).iter().enumerate() {
+        match config.composer.message(mail) {
+            Ok(message) => match config.transport.send(message).await {
+                Ok(()) => {
+                    tracing::info!(event_id = %event.event_id, mail = n, to = %config.transport.describe(), "mailer: mail handed over");
+                }
+                // Refused for good (no such mailbox): sending it again would
+                // fail again, and hold back every mail after it.
+                Err(e) if e.is_permanent() => {
+                    tracing::warn!(event_id = %event.event_id, mail = n, error = %e, "mailer: mail refused for good, skipped");
+                }
+                Err(e) => return Err(e.into()),
+            },
             // An address no message can be built for will never be: skipped,
             // or it would hold back every mail after it.
             Err(e) => {

@@ -137,13 +137,13 @@ pub async fn create_sign_up(
 }
 
 /// A throttle bucket of the account-lifecycle flows: mails asked for
-/// (`mail`, by email and by address) and failed token confirmations (`token`,
-/// by the id the token names). Keys are keyed indexes, never the values.
+/// (`mail`, by email and by address) and wrong action tokens (`token`, by the
+/// client's address). Keys are keyed indexes, never the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
     /// Mails asked for.
     Mail,
-    /// Failed confirmations of one token's target.
+    /// Wrong action tokens of one client.
     Token,
 }
 

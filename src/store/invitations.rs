@@ -70,19 +70,33 @@ pub async fn find_invitations_page(
     query_all(c, &sql, &[&org_id, &after, &limit], invitation_row).await
 }
 
-/// The invitations a user accepted: their address is sealed for each.
-pub async fn find_accepted_by(
+/// The invitations that hold a person's address: those they accepted, and
+/// those sent to `email`, whatever became of them.
+pub async fn find_naming(
     c: &impl GenericClient,
     user_id: Uuid,
+    email: Option<&str>,
 ) -> Result<Vec<Uuid>, StoreError> {
     let rows = c
         .query(
-            "SELECT id FROM invitations WHERE accepted_by = $1",
-            &[&user_id],
+            "SELECT id FROM invitations WHERE accepted_by = $1 OR ($2::text IS NOT NULL AND email = $2)",
+            &[&user_id, &email],
         )
         .await?;
     Ok(rows
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?)
+}
+
+/// Clears the address of these invitations (their keys were destroyed).
+pub async fn forget_emails(c: &impl GenericClient, ids: &[Uuid]) -> Result<(), StoreError> {
+    if !ids.is_empty() {
+        c.execute(
+            "UPDATE invitations SET email = NULL WHERE id = ANY($1) AND email IS NOT NULL",
+            &[&ids],
+        )
+        .await?;
+    }
+    Ok(())
 }

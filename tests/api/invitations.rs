@@ -344,7 +344,7 @@ async fn an_expired_invitation_is_refused() {
 }
 
 #[actix_web::test]
-async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() {
+async fn erasing_a_person_erases_their_address_from_every_invitation() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |_| {}).await;
     let (owner_token, org_id) = acme(&app).await;
@@ -357,6 +357,23 @@ async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() 
         )
         .await;
     let token = res.body["token"].as_str().unwrap().to_owned();
+    // Another org's invitation to the same address, never accepted.
+    let beta = app
+        .post(
+            "/v1/orgs",
+            &owner_token,
+            json!({"name": "Beta", "slug": "beta"}),
+        )
+        .await;
+    let beta_path = format!("/v1/orgs/{}/invitations", id(&beta.body));
+    let res = app
+        .post(
+            &beta_path,
+            &owner_token,
+            json!({"email": "bob@example.org", "role": "member"}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
     let (bob, bob_token) = verified_user(&app, &sink, "bob@example.org").await;
     let res = app
         .post(
@@ -378,6 +395,16 @@ async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() 
     let list = app.get(&path, &owner_token).await;
     assert_eq!(list.body["items"][0]["email"], serde_json::Value::Null);
     assert_eq!(list.body["items"][0]["status"], "accepted");
+    let pending = app.get(&beta_path, &owner_token).await;
+    assert_eq!(pending.body["items"][0]["email"], serde_json::Value::Null);
+    assert_eq!(pending.body["items"][0]["status"], "pending");
+    let dump = app
+        .db()
+        .await
+        .query_one("SELECT string_agg(email, ' ') FROM invitations", &[])
+        .await
+        .unwrap();
+    assert_eq!(dump.get::<_, Option<String>>(0), None);
     let events = app
         .get(&format!("/v1/orgs/{org_id}/events"), &owner_token)
         .await;
@@ -394,4 +421,38 @@ async fn erasing_a_person_erases_the_address_of_the_invitations_they_accepted() 
     // The rebuilt read models agree.
     let mode = vouch::app::replay::Mode::Verify;
     assert_eq!(app.replay(mode).await.unwrap().drift, vec![]);
+}
+
+#[actix_web::test]
+async fn a_mailbox_refused_for_good_holds_no_mail_back() {
+    let sink = SmtpSink::start().await;
+    sink.refuse_for_good("gone@example.org");
+    let app = spawn_mailing_app(&sink, |_| {}).await;
+    let (owner_token, org_id) = acme(&app).await;
+    let path = format!("/v1/orgs/{org_id}/invitations");
+    for email in ["gone@example.org", "here@example.org"] {
+        let res = app
+            .post(
+                &path,
+                &owner_token,
+                json!({"email": email, "role": "member"}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text);
+    }
+    // The mail after the refused one goes out; the refused one is not retried.
+    sink.wait_for("here@example.org", "You are invited").await;
+    assert!(sink.mails_to("gone@example.org").is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = app.get("/metrics", &app.admin_key).await.text;
+        if metrics.contains("vouch_mailer_lag_events 0") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mailer is stuck: {metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

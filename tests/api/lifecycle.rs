@@ -294,31 +294,30 @@ async fn an_expired_reset_token_is_refused_and_changes_nothing() {
 }
 
 #[actix_web::test]
-async fn wrong_tokens_for_one_account_are_throttled() {
+async fn wrong_tokens_from_one_client_are_throttled_whichever_account_they_name() {
     let sink = SmtpSink::start().await;
     let app = spawn_mailing_app(&sink, |s| s.auth.token_failures = 3).await;
     let (ada, _, _) = app.user_session("ada@example.org").await;
-    let wrong = format!("vpr_{}_{}", ada.replace('-', ""), "A".repeat(43));
-    for _ in 0..3 {
-        let res = app
-            .request(
-                "POST",
-                "/v1/password-reset/confirm",
-                None,
-                Some(json!({"token": wrong, "new_password": "a brand new passphrase"})),
-            )
-            .await;
-        assert_error(&res, 400, "invalid_token");
-    }
-    let res = app
-        .request(
+    let (bob, _, _) = app.user_session("bob@example.org").await;
+    let wrong = |user: &str| format!("vpr_{}_{}", user.replace('-', ""), "A".repeat(43));
+    let confirm = async |token: &str| {
+        app.request(
             "POST",
             "/v1/password-reset/confirm",
             None,
-            Some(json!({"token": wrong, "new_password": "a brand new passphrase"})),
+            Some(json!({"token": token, "new_password": "a brand new passphrase"})),
         )
-        .await;
-    assert_error(&res, 429, "rate_limited");
+        .await
+    };
+    // Malformed, Ada's, Bob's: each counts for this client.
+    for token in ["vpr_garbage".to_owned(), wrong(&ada), wrong(&bob)] {
+        assert_error(&confirm(&token).await, 400, "invalid_token");
+    }
+    for token in [wrong(&ada), wrong(&bob)] {
+        assert_error(&confirm(&token).await, 429, "rate_limited");
+    }
+    // No argon2 ran for any of them, and nothing was recorded.
+    assert_eq!(app.count_events("user.password_reset").await, 0);
 }
 
 #[actix_web::test]
@@ -576,4 +575,75 @@ async fn racing_confirmations_spend_a_token_once_and_take_an_address_once() {
         .get("/v1/users?email=shared@example.org", &app.admin_key)
         .await;
     assert_eq!(found.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn another_instance_takes_over_the_mail_when_the_mailer_stops() {
+    let sink = SmtpSink::start().await;
+    let a = spawn_mailing_app(&sink, |_| {}).await;
+    a.create_user("ada@example.org").await;
+    let reset = json!({"email": "ada@example.org"});
+    let res = a
+        .request("POST", "/v1/password-reset", None, Some(reset.clone()))
+        .await;
+    assert_eq!(res.status, 202);
+    // Alone, the first instance is the mailer.
+    sink.wait_for_count("ada@example.org", 1).await;
+    let url = sink.url();
+    let b = spawn_instance(&a, |s| {
+        s.mail.mailer = true;
+        s.mail.mail_url = Some(url);
+        s.mail.public_url = "https://app.example.org/account".into();
+    })
+    .await;
+    a.stop.stop().await;
+    let res = b
+        .request("POST", "/v1/password-reset", None, Some(reset))
+        .await;
+    assert_eq!(res.status, 202);
+    let mails = sink.wait_for_count("ada@example.org", 2).await;
+    assert_ne!(mails[0].header("Message-ID"), mails[1].header("Message-ID"));
+    let ids: std::collections::BTreeSet<_> = sink
+        .received()
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "the new mailer sent only what was left");
+}
+
+#[actix_web::test]
+async fn a_token_moved_to_another_user_is_refused() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink, |_| {}).await;
+    let (ada, ada_token, _) = app.user_session("ada@example.org").await;
+    let (bob, bob_token, _) = app.user_session("bob@example.org").await;
+    for (id, token) in [(&ada, &ada_token), (&bob, &bob_token)] {
+        let res = app
+            .post(
+                &format!("/v1/users/{id}/email-verification"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status, 202);
+    }
+    let ada_mail = sink
+        .wait_for("ada@example.org", "Confirm")
+        .await
+        .token()
+        .unwrap();
+    sink.wait_for("bob@example.org", "Confirm").await;
+    // Ada's secret under Bob's id: Bob's pending token is another.
+    let moved = ada_mail.replace(&ada.replace('-', ""), &bob.replace('-', ""));
+    assert_ne!(moved, ada_mail);
+    let res = app
+        .request(
+            "POST",
+            "/v1/email-verification/confirm",
+            None,
+            Some(json!({ "token": moved })),
+        )
+        .await;
+    assert_error(&res, 400, "invalid_token");
+    assert_eq!(app.count_events("user.email_verified").await, 0);
 }

@@ -68,6 +68,7 @@ pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     down: Arc<AtomicBool>,
+    unknown: Arc<Mutex<Vec<String>>>,
 }
 
 impl SmtpSink {
@@ -78,6 +79,7 @@ impl SmtpSink {
             port,
             received: Arc::default(),
             down: Arc::default(),
+            unknown: Arc::default(),
         };
         let server = sink.clone();
         tokio::spawn(async move {
@@ -99,6 +101,12 @@ impl SmtpSink {
     /// While down, every connection is refused with 421 (service not available).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Refuses mail to `address` for good, as for a mailbox that does not
+    /// exist (550 to its RCPT).
+    pub fn refuse_for_good(&self, address: &str) {
+        self.unknown.lock().unwrap().push(address.to_owned());
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -186,8 +194,12 @@ impl SmtpSink {
                         .and_then(|(_, r)| r.split_once('>'))
                         .map(|(a, _)| a.to_owned())
                         .unwrap_or_default();
-                    rcpt.push(to);
-                    b"250 ok\r\n"
+                    if self.unknown.lock().unwrap().contains(&to) {
+                        b"550 no such mailbox\r\n"
+                    } else {
+                        rcpt.push(to);
+                        b"250 ok\r\n"
+                    }
                 }
                 "DATA" => {
                     write.write_all(b"354 go ahead\r\n").await?;

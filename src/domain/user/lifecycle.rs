@@ -4,7 +4,7 @@
 //! A wrong, used, replaced or expired token is one error: `InvalidToken`.
 
 use super::{User, UserCommand, UserEvent};
-use crate::domain::action::TokenIssue;
+use crate::domain::action::{Presented, TokenIssue};
 use crate::domain::personal::Personal;
 use crate::domain::values::Email;
 use crate::domain::DomainError;
@@ -17,6 +17,12 @@ impl User {
 
     fn token_fields(issue: &TokenIssue) -> (Personal<crate::domain::action::TokenSecret>, String) {
         (issue.token.clone().into(), issue.token_hash.clone())
+    }
+
+    /// Whether a password-reset token would be accepted now: checked before
+    /// the new password is hashed, so that a wrong token costs no argon2.
+    pub fn accepts_reset(&self, presented: &Presented) -> bool {
+        presented.is_accepted_by(self.reset.as_ref())
     }
 
     /// Decides the lifecycle commands (the user exists and is not erased).
@@ -121,8 +127,13 @@ impl User {
                 expires_at,
                 ..
             } => self.reset = Some(pending(token_hash, *expires_at)),
-            // Any new password voids a reset token asked for before it.
-            E::PasswordReset { .. } | E::PasswordChanged { .. } => self.reset = None,
+            // Any new password voids the reset and email change asked for
+            // before it: whoever asked may have known the old password (a
+            // victim's reset must not leave an attacker's change pending).
+            E::PasswordReset { .. } | E::PasswordChanged { .. } => {
+                self.reset = None;
+                self.change = None;
+            }
             E::EmailChangeRequested {
                 new_email,
                 token_hash,
@@ -134,11 +145,12 @@ impl User {
                     .map(|e| (pending(token_hash, *expires_at), e.clone()));
             }
             E::EmailChanged { email } => {
-                // The token reached the new address: it is verified, and a
-                // verification asked for the old one is void.
+                // The token reached the new address: it is verified, and the
+                // verification and reset mailed to the old one are void.
                 self.email = email.known().cloned();
                 self.email_verified = true;
                 self.verification = None;
+                self.reset = None;
                 self.change = None;
             }
             E::Registered { .. }

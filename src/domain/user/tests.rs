@@ -298,4 +298,49 @@ mod lifecycle {
                 "is the account's address already",
             ));
     }
+
+    fn change_requested(hash: &str) -> E {
+        let i = issue(hash);
+        E::EmailChangeRequested {
+            email: ada().into(),
+            new_email: Email::parse("mallory@example.org").unwrap().into(),
+            token: i.token.into(),
+            token_hash: i.token_hash,
+            expires_at: i.expires_at,
+        }
+    }
+
+    #[test]
+    fn a_new_password_voids_a_pending_email_change() {
+        // Someone who knew the password asked to move the account; the owner
+        // takes it back with a reset: the change no longer works.
+        for new_password in [
+            E::PasswordReset {
+                password_hash: "$argon2id$n".into(),
+            },
+            E::PasswordChanged {
+                password_hash: "$argon2id$n".into(),
+            },
+        ] {
+            given::<User>([registered(), change_requested("ef"), new_password])
+                .when(C::ConfirmEmailChange(presented("ef", t0())))
+                .then_err(DomainError::InvalidToken);
+        }
+    }
+
+    #[test]
+    fn a_move_to_a_new_address_voids_a_reset_mailed_to_the_old_one() {
+        let moved = [
+            registered(),
+            reset_requested("ab"),
+            change_requested("ef"),
+            E::EmailChanged {
+                email: Email::parse("mallory@example.org").unwrap().into(),
+            },
+        ];
+        assert!(!User::from_events(&moved).accepts_reset(&presented("ab", t0())));
+        given::<User>(moved)
+            .when(confirm_reset("ab", t0()))
+            .then_err(DomainError::InvalidToken);
+    }
 }
