@@ -647,3 +647,63 @@ async fn a_token_moved_to_another_user_is_refused() {
     assert_error(&res, 400, "invalid_token");
     assert_eq!(app.count_events("user.email_verified").await, 0);
 }
+
+#[actix_web::test]
+async fn expired_verification_and_email_change_tokens_are_refused() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_mailing_app(&sink, |_| {}).await;
+    let (ada, bearer, _) = app.user_session("ada@example.org").await;
+    let res = app
+        .post(
+            &format!("/v1/users/{ada}/email-verification"),
+            &bearer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    let verify = sink
+        .wait_for("ada@example.org", "Confirm your email")
+        .await
+        .token()
+        .unwrap();
+    let res = app
+        .post(
+            &format!("/v1/users/{ada}/email"),
+            &bearer,
+            json!({"new_email": "new@example.org", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    let change = sink
+        .wait_for("new@example.org", "Confirm")
+        .await
+        .token()
+        .unwrap();
+    let at = |seconds: i64| {
+        let clock = FixedClock::at(chrono::Utc::now() + chrono::Duration::seconds(seconds));
+        vouch::app::App::with_clock(app.app.pool().clone(), Policy::default(), Arc::new(clock))
+            .with_personal_data(keyring(&app))
+    };
+    let ctx = Ctx::system("test");
+    // The change's hour has passed; the verification's day has not.
+    let outcome = at(3601).confirm_email_change(&ctx, &change).await;
+    assert!(
+        matches!(outcome, Err(AppError::InvalidToken)),
+        "{outcome:?}"
+    );
+    let outcome = at(24 * 3600 + 1)
+        .confirm_email_verification(&ctx, &verify)
+        .await;
+    assert!(
+        matches!(outcome, Err(AppError::InvalidToken)),
+        "{outcome:?}"
+    );
+    assert_eq!(app.count_events("user.email_changed").await, 0);
+    assert_eq!(app.count_events("user.email_verified").await, 0);
+    // Within their lifetimes they work.
+    let user = at(3500)
+        .confirm_email_verification(&ctx, &verify)
+        .await
+        .unwrap();
+    assert!(user.email_verified);
+}
