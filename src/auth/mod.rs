@@ -7,3 +7,4 @@ pub mod key_file;
 pub mod password;
 pub mod refresh_token;
 pub mod seal;
+pub mod totp;
