@@ -138,6 +138,7 @@ fn claims_from(input: &mut Input<'_>) -> Claims {
             _ => NOW + 1 + i64::from(input.byte()),
         },
         jti: Uuid::from_u128(input.u128()),
+        amr: vec![pick(input, &["pwd", "otp", "mfa", ""])],
     }
 }
 

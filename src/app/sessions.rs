@@ -4,7 +4,7 @@
 use super::{App, AppError, Caller, Ctx};
 use crate::auth::password;
 use crate::auth::refresh_token::RefreshToken;
-use crate::domain::session::{RevokeReason, Session, SessionCommand, SessionEvent};
+use crate::domain::session::{AuthMethod, RevokeReason, Session, SessionCommand, SessionEvent};
 use crate::domain::stored::AnyEvent;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
@@ -38,6 +38,8 @@ pub struct SignedIn {
 /// What `GET /v1/me` answers.
 #[derive(Debug)]
 pub struct Me {
+    /// How the caller's session was signed in (RFC 8176 values).
+    pub amr: Vec<String>,
     /// The user.
     pub user: UserRow,
     /// Their orgs with their role in each.
@@ -101,6 +103,7 @@ impl App {
             expires_at: self.clock.now() + Duration::seconds(self.policy.auth.session_ttl_seconds),
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),
+            amr: vec![AuthMethod::Pwd],
         };
         let started = self.start_session(ctx, &user, session_id, &command).await?;
         self.settle(attempt, !started).await?;
@@ -110,7 +113,8 @@ impl App {
             self.commit_claim(ctx).await?;
             return Err(AppError::InvalidCredentials);
         }
-        let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
+        let amr = [AuthMethod::Pwd.as_str().to_owned()];
+        let (access_token, expires_in) = self.sign_access_token(user.id, session_id, &amr).await?;
         Ok(SignedIn {
             access_token,
             expires_in,
@@ -229,7 +233,10 @@ impl App {
             tracing::warn!(session_id = %session_id, "refresh token reused: session revoked");
             return Err(AppError::Unauthenticated);
         }
-        let (access_token, expires_in) = self.sign_access_token(user.id, session_id).await?;
+        // A refreshed token says how the session was signed in.
+        let (access_token, expires_in) = self
+            .sign_access_token(user.id, session_id, &session.amr)
+            .await?;
         Ok(SignedIn {
             access_token,
             expires_in,
@@ -343,12 +350,16 @@ impl App {
 
     /// The caller and their orgs.
     pub async fn me(&self, ctx: &Ctx) -> Result<Me, AppError> {
-        let (user_id, _) = Self::require_user(ctx)?;
+        let (user_id, session_id) = Self::require_user(ctx)?;
         let client = self.pool.get().await?;
         let user = users::find_user(&client, user_id)
             .await?
             .ok_or(AppError::Unauthenticated)?;
+        let amr = sessions::find_session(&client, session_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?
+            .amr;
         let orgs = memberships::find_memberships_of(&client, user_id).await?;
-        Ok(Me { user, orgs })
+        Ok(Me { amr, user, orgs })
     }
 }

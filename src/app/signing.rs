@@ -148,6 +148,7 @@ impl App {
         &self,
         user_id: Uuid,
         session_id: Uuid,
+        amr: &[String],
     ) -> Result<(String, i64), AppError> {
         self.refresh_keys_if_stale().await?;
         let auth = &self.policy.auth;
@@ -164,6 +165,7 @@ impl App {
             iat: now.timestamp(),
             exp: now.timestamp() + auth.access_token_ttl_seconds,
             jti: self.clock.new_id(),
+            amr: amr.to_vec(),
         };
         Ok((
             jwt::sign(&claims, &kid, &key),

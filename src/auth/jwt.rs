@@ -29,6 +29,8 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: Uuid,
+    /// How the user signed in (RFC 8176 values: `pwd`, `otp`, `hwk`, `swk`, `mfa`).
+    pub amr: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,9 @@ struct PresentedClaims {
     exp: i64,
     jti: Uuid,
     nbf: Option<i64>,
+    /// Absent from tokens signed before it was added: a password's.
+    #[serde(default)]
+    amr: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +181,7 @@ pub fn verify(
         iat: claims.iat,
         exp: claims.exp,
         jti: claims.jti,
+        amr: claims.amr.unwrap_or_else(|| vec!["pwd".to_owned()]),
     })
 }
 
@@ -228,6 +234,7 @@ mod tests {
             iat: 1000,
             exp,
             jti: Uuid::from_u128(3),
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
         }
     }
 

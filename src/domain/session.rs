@@ -46,6 +46,35 @@ impl RevokeReason {
     }
 }
 
+/// How the user proved who they are, as RFC 8176 names it (`amr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A password.
+    Pwd,
+    /// A one-time password (TOTP or a backup code).
+    Otp,
+    /// A hardware-bound key (a passkey whose key cannot leave its device).
+    Hwk,
+    /// A software-bound key (a synced passkey).
+    Swk,
+    /// More than one factor.
+    Mfa,
+}
+
+impl AuthMethod {
+    /// The RFC 8176 value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pwd => "pwd",
+            Self::Otp => "otp",
+            Self::Hwk => "hwk",
+            Self::Swk => "swk",
+            Self::Mfa => "mfa",
+        }
+    }
+}
+
 /// Events of a session stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -63,6 +92,8 @@ pub enum SessionEvent {
         ip: Option<Personal<String>>,
         /// Client user agent; personal data.
         user_agent: Option<Personal<String>>,
+        /// How the user signed in (v2; a v1 session was a password's).
+        amr: Vec<AuthMethod>,
     },
     /// The refresh token was exchanged for a new one.
     #[serde(rename = "session.refreshed")]
@@ -78,7 +109,12 @@ pub enum SessionEvent {
     },
 }
 
-impl DomainEvent for SessionEvent {}
+impl DomainEvent for SessionEvent {
+    /// v2: `session.started` names how the user signed in (`amr`).
+    fn schema_version(&self) -> i16 {
+        2
+    }
+}
 
 /// Commands on a session.
 #[derive(Debug, Clone)]
@@ -95,6 +131,8 @@ pub enum SessionCommand {
         ip: Option<String>,
         /// Client user agent.
         user_agent: Option<String>,
+        /// How the user signed in.
+        amr: Vec<AuthMethod>,
     },
     /// Exchange the presented refresh token for a new one.
     Refresh {
@@ -173,6 +211,7 @@ impl Aggregate for Session {
                 expires_at,
                 ip,
                 user_agent,
+                amr,
             } => {
                 if self.user_id.is_some() {
                     return Err(DomainError::AlreadyExists);
@@ -183,6 +222,7 @@ impl Aggregate for Session {
                     expires_at: *expires_at,
                     ip: ip.clone().map(Personal::from),
                     user_agent: user_agent.clone().map(Personal::from),
+                    amr: amr.clone(),
                 }])
             }
             _ if self.user_id.is_none() => Err(DomainError::NotFound),
@@ -253,6 +293,7 @@ mod tests {
             expires_at: now() + chrono::Duration::days(30),
             ip: None,
             user_agent: None,
+            amr: vec![AuthMethod::Pwd],
         }
     }
 

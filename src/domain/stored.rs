@@ -147,7 +147,15 @@ fn upcaster(event_type: &str, schema_version: i16) -> Result<Option<Upcaster>, S
         })),
         // The other api_key events kept their v1 shape in v2.
         (t, 1 | 2) if t.starts_with("api_key.") => Ok(None),
-        (t, 1) if !t.starts_with("api_key.") => Ok(None),
+        // v1 -> v2: a session names how it was signed in; every v1 session
+        // was a password's.
+        ("session.started", 1) => Ok(Some(|data| {
+            if let Value::Object(map) = data {
+                map.insert("amr".into(), serde_json::json!(["pwd"]));
+            }
+        })),
+        (t, 1 | 2) if t.starts_with("session.") => Ok(None),
+        (t, 1) if !t.starts_with("api_key.") && !t.starts_with("session.") => Ok(None),
         (t, v) => Err(format!("no upcaster for {t} schema version {v}")),
     }
 }
@@ -216,6 +224,27 @@ mod tests {
         assert!(AnyEvent::decode("api_key.created", 2, v1).is_err());
         assert!(AnyEvent::decode("api_key.revoked", 1, json!({"reason": null})).is_ok());
         assert!(AnyEvent::decode("user.enabled", 2, json!({})).is_err());
+    }
+
+    #[test]
+    fn a_v1_session_start_was_a_password_sign_in() {
+        use crate::domain::session::AuthMethod;
+        let v1 = json!({
+            "user_id": "0192f0c1-0000-7000-8000-000000000001", "refresh_token_hash": "ab",
+            "expires_at": "2026-01-01T00:00:00Z", "ip": null, "user_agent": null,
+        });
+        let AnyEvent::Session(SessionEvent::Started { amr, .. }) =
+            AnyEvent::decode("session.started", 1, v1.clone()).unwrap()
+        else {
+            panic!("a session start")
+        };
+        assert_eq!(amr, vec![AuthMethod::Pwd]);
+        assert!(AnyEvent::decode("session.started", 2, v1).is_err());
+        let AnyEvent::Session(SessionEvent::Revoked { .. }) =
+            AnyEvent::decode("session.revoked", 1, json!({"reason": "logout"})).unwrap()
+        else {
+            panic!("a revocation")
+        };
     }
 
     #[test]

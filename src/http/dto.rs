@@ -292,6 +292,10 @@ pub struct IntrospectionDto {
     /// Access token: audience.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Access token: how the user signed in (RFC 8176: `pwd`, `otp`, `hwk`,
+    /// `swk`, `mfa`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     /// API key: its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<Uuid>,

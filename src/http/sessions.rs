@@ -129,6 +129,8 @@ pub struct MeDto {
     pub user: UserDto,
     /// Their orgs.
     pub orgs: Vec<MyOrg>,
+    /// How this session was signed in (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `mfa`).
+    pub amr: Vec<String>,
 }
 
 /// The JWKS document.
@@ -237,6 +239,7 @@ pub async fn me(app: web::Data<App>, Auth(ctx): Auth) -> Result<HttpResponse, Ap
     Ok(HttpResponse::Ok().json(MeDto {
         user: UserDto::from(me.user),
         orgs,
+        amr: me.amr,
     }))
 }
 
@@ -282,6 +285,7 @@ pub async fn introspect(
             iat: Some(c.iat),
             iss: Some(c.iss),
             aud: Some(c.aud),
+            amr: Some(c.amr),
             ..IntrospectionDto::default()
         },
         Introspection::ApiKey(k) => IntrospectionDto {

@@ -49,9 +49,9 @@ const KEY_TYPES: [Type; 9] = [
     Type::TIMESTAMPTZ,
 ];
 
-const SESSIONS: &str = "COPY sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
+const SESSIONS: &str = "COPY sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version, amr) \
     FROM STDIN (FORMAT binary)";
-const SESSION_TYPES: [Type; 8] = [
+const SESSION_TYPES: [Type; 9] = [
     Type::UUID,
     Type::UUID,
     Type::TEXT,
@@ -60,6 +60,7 @@ const SESSION_TYPES: [Type; 8] = [
     Type::TEXT,
     Type::TEXT,
     Type::INT4,
+    Type::TEXT_ARRAY,
 ];
 
 const SESSION_TOKENS: &str =
@@ -151,6 +152,7 @@ struct SessionRow<'a> {
     ip: Option<String>,
     user_agent: Option<String>,
     version: i32,
+    amr: Vec<&'static str>,
 }
 
 fn session_row<'a>(e: &'a RecordedEvent, event: &'a AnyEvent) -> Option<SessionRow<'a>> {
@@ -160,6 +162,7 @@ fn session_row<'a>(e: &'a RecordedEvent, event: &'a AnyEvent) -> Option<SessionR
         expires_at,
         ip,
         user_agent,
+        amr,
     }) = event
     else {
         return None;
@@ -173,10 +176,11 @@ fn session_row<'a>(e: &'a RecordedEvent, event: &'a AnyEvent) -> Option<SessionR
         ip: super::projections::known(ip),
         user_agent: super::projections::known(user_agent),
         version: e.version,
+        amr: amr.iter().map(|m| m.as_str()).collect(),
     })
 }
 
-fn session_values<'a>(s: &'a SessionRow<'_>) -> [&'a (dyn ToSql + Sync); 8] {
+fn session_values<'a>(s: &'a SessionRow<'_>) -> [&'a (dyn ToSql + Sync); 9] {
     [
         &s.id,
         s.user_id,
@@ -186,5 +190,6 @@ fn session_values<'a>(s: &'a SessionRow<'_>) -> [&'a (dyn ToSql + Sync); 8] {
         &s.ip,
         &s.user_agent,
         &s.version,
+        &s.amr,
     ]
 }

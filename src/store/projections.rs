@@ -54,8 +54,8 @@ const KEY_CREATED: &str = "INSERT INTO api_keys (id, org_id, name, prefix, key_h
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const KEY_REVOKED: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1";
 const KEY_EXPIRY_SET: &str = "UPDATE api_keys SET expires_at = $2 WHERE id = $1";
-const SESSION_STARTED: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SESSION_STARTED: &str = "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, ip, user_agent, version, amr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const SESSION_REFRESHED: &str = "UPDATE sessions SET refresh_token_hash = $2, last_refreshed_at = $3, version = $4 WHERE id = $1";
 const SESSION_REVOKED: &str =
     "UPDATE sessions SET revoked_at = $2, revoked_reason = $3, version = $4 WHERE id = $1";
@@ -289,6 +289,7 @@ fn session_writes(r: &RecordedEvent, event: &SessionEvent) -> Vec<Write> {
             expires_at,
             ip,
             user_agent,
+            amr,
         } => vec![
             Write::new(
                 SESSION_STARTED,
@@ -300,7 +301,10 @@ fn session_writes(r: &RecordedEvent, event: &SessionEvent) -> Vec<Write> {
                     *expires_at,
                     known(ip),
                     known(user_agent),
-                    version
+                    version,
+                    amr.iter()
+                        .map(|m| m.as_str().to_owned())
+                        .collect::<Vec<String>>()
                 ],
             ),
             Write::new(

@@ -26,10 +26,12 @@ pub struct SessionRow {
     pub ip: Option<String>,
     /// Client user agent at sign-in.
     pub user_agent: Option<String>,
+    /// How the user signed in (RFC 8176 values).
+    pub amr: Vec<String>,
 }
 
 const SESSION_COLUMNS: &str =
-    "id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, ip, user_agent";
+    "id, user_id, created_at, last_refreshed_at, expires_at, revoked_at, ip, user_agent, amr";
 
 fn session_row(r: &Row) -> Result<SessionRow, tokio_postgres::Error> {
     Ok(SessionRow {
@@ -41,6 +43,7 @@ fn session_row(r: &Row) -> Result<SessionRow, tokio_postgres::Error> {
         revoked_at: r.try_get(5)?,
         ip: r.try_get(6)?,
         user_agent: r.try_get(7)?,
+        amr: r.try_get(8)?,
     })
 }
 

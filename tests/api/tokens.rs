@@ -254,3 +254,23 @@ async fn rotation_keeps_old_tokens_valid_until_their_keys_retire() {
     assert_eq!(kids, [new_kid.as_str()]);
     assert_eq!(app.count_events("signing_key.retired").await, 1);
 }
+
+#[actix_web::test]
+async fn a_token_says_how_its_session_was_signed_in_and_a_refresh_keeps_it() {
+    let app = spawn_app().await;
+    let (_, access, refresh) = app.user_session("ada@example.org").await;
+    assert_eq!(part(&access, 1)["amr"], json!(["pwd"]));
+    let me = app.get("/v1/me", &access).await;
+    assert_eq!(me.body["amr"], json!(["pwd"]), "{}", me.text);
+    let refreshed = app.refresh(&json!(refresh)).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let again = refreshed.body["access_token"].as_str().unwrap();
+    assert_eq!(part(again, 1)["amr"], json!(["pwd"]));
+    let res = app
+        .post("/v1/introspect", &app.admin_key, json!({ "token": again }))
+        .await;
+    assert_eq!(res.body["amr"], json!(["pwd"]), "{}", res.text);
+    // Stored as the session's, and rebuilt so by replay.
+    let mode = vouch::app::replay::Mode::Verify;
+    assert_eq!(app.replay(mode).await.unwrap().drift, vec![]);
+}
