@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scans a vouch JSON-lines log (e.g. the one a test run writes with
 # VOUCH_TEST_LOG=FILE) for secrets: API keys, refresh tokens, access tokens
-# (JWTs), action tokens (verification, reset, email change, invitation),
+# (JWTs), action tokens (verification, reset, email change, invitation,
+# second-factor challenge), TOTP secrets,
 # argon2 password hashes, every password the integration tests in
 # tests/api/ (and its subdirectories) use, and the passwords listed in
 # PASSWORDS_FILE (one a line: those a harness made up as it ran).
@@ -75,7 +76,8 @@ scan() { # kind extended-regex
 
 scan "API key" 'vk_[0-9A-Za-z]{49}'
 scan "refresh token" 'vrt_[0-9a-f]{32}_[0-9A-Za-z]{43}'
-scan "action token" 'v(ev|pr|ec|in)_[0-9a-f]{32}_[0-9A-Za-z]{43}'
+scan "action token" 'v(ev|pr|ec|in|mf)_[0-9a-f]{32}_[0-9A-Za-z]{43}'
+scan "TOTP secret" '\b[A-Z2-7]{32}\b'
 scan "access token" 'eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*'
 scan "password hash" '\$argon2(id|i|d)\$[0-9A-Za-z+/=,$]*'
 
@@ -109,4 +111,4 @@ if [ "$found" -ne 0 ]; then
   echo "$log: secrets or personal data found (above) in $lines lines" >&2
   exit 1
 fi
-echo "$log: $lines lines, no API key, refresh token, action token, access token, password hash, email address, any of $count test passwords or any of $(wc -l <"$personal" | tr -d ' ') personal values"
+echo "$log: $lines lines, no API key, refresh token, action token, TOTP secret, access token, password hash, email address, any of $count test passwords or any of $(wc -l <"$personal" | tr -d ' ') personal values"

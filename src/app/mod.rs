@@ -18,6 +18,7 @@ pub mod invitations;
 pub mod keys;
 mod lifecycle;
 pub mod maintenance;
+pub mod mfa;
 pub mod migrate_pii;
 pub mod orgs;
 mod pages;

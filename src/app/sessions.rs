@@ -35,6 +35,15 @@ pub struct SignedIn {
     pub user: UserRow,
 }
 
+/// What a sign-in with the right password answers.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// Tokens: the session started.
+    SignedIn(SignedIn),
+    /// A second factor is needed first (`POST /v1/sessions/mfa`).
+    MfaRequired(super::mfa::MfaChallenge),
+}
+
 /// What `GET /v1/me` answers.
 #[derive(Debug)]
 pub struct Me {
@@ -47,13 +56,14 @@ pub struct Me {
 }
 
 impl App {
-    /// Signs a user in: throttled, timing-safe, and recorded.
+    /// Signs a user in: throttled, timing-safe, and recorded. A user with a
+    /// second factor gets a challenge instead of tokens.
     pub async fn sign_in(
         &self,
         ctx: &Ctx,
         email: &str,
         password: SecretString,
-    ) -> Result<SignedIn, AppError> {
+    ) -> Result<SignInOutcome, AppError> {
         let email = Email::parse(email).map_err(|_| AppError::InvalidCredentials)?;
         let attempt = self
             .reserve_sign_in(email.as_str(), ctx.ip.as_deref())
@@ -95,6 +105,13 @@ impl App {
             }
             return Err(AppError::EmailNotVerified);
         }
+        if user.mfa_enabled {
+            // The password was right; the second factor decides.
+            self.settle(attempt, false).await?;
+            return Ok(SignInOutcome::MfaRequired(
+                self.challenge_mfa(ctx, &user).await?,
+            ));
+        }
         let session_id = self.clock.new_id();
         let refresh_token = RefreshToken::generate(session_id);
         let command = SessionCommand::Start {
@@ -115,13 +132,13 @@ impl App {
         }
         let amr = [AuthMethod::Pwd.as_str().to_owned()];
         let (access_token, expires_in) = self.sign_access_token(user.id, session_id, &amr).await?;
-        Ok(SignedIn {
+        Ok(SignInOutcome::SignedIn(SignedIn {
             access_token,
             expires_in,
             refresh_token,
             session_id,
             user,
-        })
+        }))
     }
 
     /// Starts a session against the user's state as the password was checked:
@@ -149,7 +166,7 @@ impl App {
     /// it: an answer that waited for the append took longer for a registered
     /// email than for an unknown one, which has nothing to record. The
     /// throttle has counted the failure already.
-    fn record_login_failure(&self, ctx: &Ctx, user_id: Uuid, reason: &str) {
+    pub(crate) fn record_login_failure(&self, ctx: &Ctx, user_id: Uuid, reason: &str) {
         let (app, mut ctx) = (self.clone(), ctx.clone());
         // The request's claim is committed on its own (see `sign_in`).
         ctx.idempotency = None;

@@ -24,6 +24,8 @@ pub enum Purpose {
     EmailChange,
     /// Join an org with a role.
     Invitation,
+    /// Finish a sign-in with a second factor.
+    MfaChallenge,
 }
 
 impl Purpose {
@@ -34,6 +36,7 @@ impl Purpose {
             Self::PasswordReset => "vpr_",
             Self::EmailChange => "vec_",
             Self::Invitation => "vin_",
+            Self::MfaChallenge => "vmf_",
         }
     }
 
@@ -43,6 +46,7 @@ impl Purpose {
             Self::EmailVerification => Duration::hours(24),
             Self::PasswordReset | Self::EmailChange => Duration::hours(1),
             Self::Invitation => Duration::days(7),
+            Self::MfaChallenge => Duration::minutes(5),
         }
     }
 }
@@ -132,11 +136,12 @@ impl ActionToken {
 mod tests {
     use super::*;
 
-    const ALL: [Purpose; 4] = [
+    const ALL: [Purpose; 5] = [
         Purpose::EmailVerification,
         Purpose::PasswordReset,
         Purpose::EmailChange,
         Purpose::Invitation,
+        Purpose::MfaChallenge,
     ];
 
     #[test]

@@ -6,7 +6,6 @@
 use super::api_key::{encode_base62, hex};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, Totp};
@@ -20,66 +19,55 @@ pub const SKEW: u16 = 1;
 /// Backup codes handed out at once.
 pub const BACKUP_CODES: usize = 10;
 
-/// A TOTP secret: 160 random bits (RFC 4226's recommendation), written as
-/// base32 without padding, as authenticator apps take it. Its Debug output
-/// hides it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TotpSecret(String);
-
-impl std::fmt::Debug for TotpSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TotpSecret(..)")
-    }
-}
+pub use crate::domain::action::TotpSecret;
 
 /// Why a stored secret cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a TOTP secret")]
 pub struct BadSecret;
 
-impl TotpSecret {
-    /// 160 fresh random bits.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 20];
-        OsRng.fill_bytes(&mut bytes);
-        Self(Secret::new_stack(bytes).to_base32())
-    }
+/// A fresh secret: 160 random bits (RFC 4226's recommendation), written as
+/// base32 without padding, as authenticator apps take it.
+pub fn generate_secret() -> TotpSecret {
+    let mut bytes = [0u8; 20];
+    OsRng.fill_bytes(&mut bytes);
+    TotpSecret::new(Secret::new_stack(bytes).to_base32())
+}
 
-    /// The base32 text, for the one answer that shows it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+fn totp(secret: &TotpSecret, issuer: &str, account: &str) -> Result<Totp, BadSecret> {
+    let secret = Secret::try_from_base32(secret.expose()).map_err(|_| BadSecret)?;
+    totp_rs::Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_step_duration(STEP_SECONDS)
+        .with_skew(SKEW)
+        .with_secret(secret)
+        .with_issuer(Some(issuer))
+        .with_account_name(account)
+        .build()
+        .map_err(|_| BadSecret)
+}
 
-    fn totp(&self, issuer: &str, account: &str) -> Result<Totp, BadSecret> {
-        let secret = Secret::try_from_base32(&self.0).map_err(|_| BadSecret)?;
-        totp_rs::Builder::new()
-            .with_algorithm(Algorithm::SHA1)
-            .with_digits(DIGITS)
-            .with_step_duration(STEP_SECONDS)
-            .with_skew(SKEW)
-            .with_secret(secret)
-            .with_issuer(Some(issuer))
-            .with_account_name(account)
-            .build()
-            .map_err(|_| BadSecret)
+/// The step a code matches at `unix_seconds` (the current step or one either
+/// side), compared in constant time; `None` for a wrong code or one that is
+/// not six digits.
+pub fn matching_step(
+    secret: &TotpSecret,
+    code: &str,
+    unix_seconds: u64,
+) -> Result<Option<u64>, BadSecret> {
+    let code = code.trim();
+    if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
     }
+    Ok(totp(secret, "vouch", "user")?.check(code, unix_seconds))
+}
 
-    /// The step a code matches at `unix_seconds` (the current step or one
-    /// either side), compared in constant time; `None` for a wrong code or
-    /// one that is not six digits.
-    pub fn matching_step(&self, code: &str, unix_seconds: u64) -> Result<Option<u64>, BadSecret> {
-        let code = code.trim();
-        if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(None);
-        }
-        Ok(self.totp("vouch", "user")?.check(code, unix_seconds))
-    }
-
-    /// The `otpauth://totp/...` URI an authenticator app scans.
-    pub fn otpauth_uri(&self, issuer: &str, account: &str) -> Result<String, BadSecret> {
-        self.totp(issuer, account)?.to_url().map_err(|_| BadSecret)
-    }
+/// The `otpauth://totp/...` URI an authenticator app scans.
+pub fn otpauth_uri(secret: &TotpSecret, issuer: &str, account: &str) -> Result<String, BadSecret> {
+    totp(secret, issuer, account)?
+        .to_url()
+        .map_err(|_| BadSecret)
 }
 
 /// The otpauth URI as a QR code, an SVG document.
@@ -136,42 +124,34 @@ mod tests {
 
     /// RFC 6238, appendix B: the SHA-1 secret "12345678901234567890".
     fn rfc_secret() -> TotpSecret {
-        TotpSecret(Secret::new(b"12345678901234567890".to_vec().into_boxed_slice()).to_base32())
+        TotpSecret::new(
+            Secret::new(b"12345678901234567890".to_vec().into_boxed_slice()).to_base32(),
+        )
     }
 
     #[test]
     fn the_rfc_vectors_match_at_their_step_and_one_either_side() {
-        let s = rfc_secret();
+        let s = &rfc_secret();
+        let check = |code: &str, t: u64| matching_step(s, code, t);
         // 94287082 at T = 59 (8 digits): the last six digits are the 6-digit code.
-        assert_eq!(s.matching_step("287082", 59), Ok(Some(1)));
-        assert_eq!(
-            s.matching_step("287082", 59 + 30),
-            Ok(Some(1)),
-            "one step late"
-        );
-        assert_eq!(
-            s.matching_step("287082", 59 + 60),
-            Ok(None),
-            "two steps late"
-        );
+        assert_eq!(check("287082", 59), Ok(Some(1)));
+        assert_eq!(check("287082", 59 + 30), Ok(Some(1)), "one step late");
+        assert_eq!(check("287082", 59 + 60), Ok(None), "two steps late");
         // 07081804 at T = 1111111109.
-        assert_eq!(
-            s.matching_step("081804", 1_111_111_109),
-            Ok(Some(37_037_036))
-        );
-        assert_eq!(s.matching_step("081805", 1_111_111_109), Ok(None));
+        assert_eq!(check("081804", 1_111_111_109), Ok(Some(37_037_036)));
+        assert_eq!(check("081805", 1_111_111_109), Ok(None));
         for bad in ["", "28708", "2870822", "28708a", "+87082"] {
-            assert_eq!(s.matching_step(bad, 59), Ok(None), "{bad:?}");
+            assert_eq!(check(bad, 59), Ok(None), "{bad:?}");
         }
     }
 
     #[test]
     fn a_secret_is_160_bits_of_base32_and_its_uri_and_qr_carry_it() {
-        let s = TotpSecret::generate();
+        let s = generate_secret();
         assert_eq!(s.expose().len(), 32);
-        assert_ne!(s, TotpSecret::generate());
+        assert_ne!(s, generate_secret());
         assert!(!format!("{s:?}").contains(s.expose()));
-        let uri = s.otpauth_uri("vouch", "ada@example.org").unwrap();
+        let uri = otpauth_uri(&s, "vouch", "ada@example.org").unwrap();
         assert!(
             uri.starts_with("otpauth://totp/vouch:ada%40example.org?"),
             "{uri}"

@@ -31,6 +31,31 @@ impl std::fmt::Debug for TokenSecret {
     }
 }
 
+/// A TOTP secret as base32 text (made and checked in `auth::totp`): sealed in
+/// the log like a personal field, redacted wherever an event is shown. Its
+/// Debug output hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TotpSecret(String);
+
+impl TotpSecret {
+    /// Wraps base32 text.
+    pub fn new(base32: impl Into<String>) -> Self {
+        Self(base32.into())
+    }
+
+    /// The base32 text, for the one answer that shows it and for checks.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TotpSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSecret(..)")
+    }
+}
+
 /// A requested token that has not been used yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {

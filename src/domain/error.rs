@@ -29,6 +29,9 @@ pub enum DomainError {
     /// A presented token (refresh token) is not valid for this session.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// A second-factor code is wrong, or was used already.
+    #[error("invalid code")]
+    InvalidCode,
     /// The user has not proven their email address yet.
     #[error("the email address is not verified")]
     EmailNotVerified,

@@ -173,12 +173,15 @@ pub fn upcast(event_type: &str, schema_version: i16, mut data: Value) -> Result<
 
 /// Payload fields that hold secrets (as hashes) and never leave the database.
 /// An action token (sealed, for the mailer) and its hash are among them.
-pub const REDACTED_FIELDS: [&str; 5] = [
+/// So are a TOTP secret and the backup codes' hashes.
+pub const REDACTED_FIELDS: [&str; 7] = [
     "password_hash",
     "refresh_token_hash",
     "key_hash",
     "token",
     "token_hash",
+    "secret",
+    "backup_code_hashes",
 ];
 
 /// Replaces secret-bearing fields of a payload with `"[redacted]"`.

@@ -113,6 +113,12 @@ fn domain_parts(e: &DomainError) -> Parts {
         DomainError::LastOwner => (S::CONFLICT, "last_owner", e.to_string(), None),
         DomainError::Forbidden(m) => (S::FORBIDDEN, "forbidden", (*m).into(), None),
         DomainError::Conflict(m) => (S::CONFLICT, "conflict", (*m).into(), None),
+        DomainError::InvalidCode => (
+            S::UNAUTHORIZED,
+            "invalid_code",
+            "the code is wrong or was used already".into(),
+            field("code"),
+        ),
         DomainError::EmailNotVerified => (
             S::FORBIDDEN,
             "email_not_verified",

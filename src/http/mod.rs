@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mfa;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -52,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/sessions", post().to(sessions::sign_in))
     .route("/v1/sessions", get().to(sessions::list_sessions))
     .route("/v1/sessions/refresh", post().to(sessions::refresh))
+    .route("/v1/sessions/mfa", post().to(mfa::complete_mfa))
     .route("/v1/sessions/current", delete().to(sessions::sign_out))
     .route("/v1/me", get().to(sessions::me))
     .route(
@@ -114,6 +116,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route(
         "/v1/users/{id}/email",
         post().to(lifecycle::request_email_change),
+    )
+    .route("/v1/users/{id}/mfa/totp", post().to(mfa::enroll_totp))
+    .route("/v1/users/{id}/mfa/totp", delete().to(mfa::disable_totp))
+    .route(
+        "/v1/users/{id}/mfa/totp/confirm",
+        post().to(mfa::confirm_totp),
     )
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))

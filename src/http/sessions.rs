@@ -4,8 +4,9 @@
 use super::dto::{IntrospectionDto, OrgDto, UserDto};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json, MaybeAuth};
+use super::mfa::MfaChallengeDto;
 use crate::app::introspection::Introspection;
-use crate::app::sessions::SignedIn;
+use crate::app::sessions::{SignInOutcome, SignedIn};
 use crate::app::App;
 use crate::auth::jwt::Jwk;
 use crate::auth::password::NewPassword;
@@ -143,17 +144,28 @@ pub struct Jwks {
 /// Signs in with email and password.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = SignIn,
     responses((status = 201, body = TokensDto),
+              (status = 200, description = "The user has a second factor: answer the challenge at `POST /v1/sessions/mfa`", body = MfaChallengeDto),
               (status = 401, description = "`invalid_credentials`: wrong email or password, or a disabled user", body = ErrorBody),
+              (status = 403, description = "`email_not_verified`: sign-in waits for a verified address (`VOUCH_REQUIRE_VERIFIED_EMAIL`)", body = ErrorBody),
               (status = 429, description = "`rate_limited`: too many attempts for this email or from this address", body = ErrorBody)))]
 pub async fn sign_in(
     app: web::Data<App>,
     MaybeAuth(ctx): MaybeAuth,
     Json(body): Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let signed_in = app
+    let outcome = app
         .sign_in(&ctx, &body.email, SecretString::from(body.password))
         .await?;
-    Ok(HttpResponse::Created().json(TokensDto::from(signed_in)))
+    Ok(match outcome {
+        SignInOutcome::SignedIn(signed_in) => {
+            HttpResponse::Created().json(TokensDto::from(signed_in))
+        }
+        SignInOutcome::MfaRequired(challenge) => HttpResponse::Ok().json(MfaChallengeDto {
+            mfa_required: true,
+            mfa_token: challenge.mfa_token.expose().to_owned(),
+            methods: challenge.methods.iter().map(|m| (*m).to_owned()).collect(),
+        }),
+    })
 }
 
 /// Exchanges a refresh token for new tokens; the old refresh token stops working.

@@ -17,7 +17,8 @@ pub use crate::domain::personal::ERASED;
 /// An action token in the clear is sealed as one of its person's fields
 /// (besides being redacted wherever an event is shown): only the mailer,
 /// holding the key file, opens it.
-const PERSONAL: [(&str, &[&str]); 8] = [
+const PERSONAL: [(&str, &[&str]); 9] = [
+    ("user.totp_enrollment_started", &["secret"]),
     ("user.registered", &["email", "name"]),
     ("user.renamed", &["name"]),
     ("session.started", &["ip", "user_agent"]),

@@ -25,6 +25,7 @@ const USER_EMAIL_VERIFIED: &str =
     "UPDATE users SET email_verified = true, updated_at = $2 WHERE id = $1";
 const USER_EMAIL_CHANGED: &str =
     "UPDATE users SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1";
+const USER_MFA_CHANGED: &str = "UPDATE users SET mfa_enabled = $2, updated_at = $3 WHERE id = $1";
 const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
 const USER_ERASED: &str =
     "UPDATE users SET email = NULL, name = NULL, erased_at = $2, updated_at = $2 WHERE id = $1";
@@ -65,7 +66,8 @@ const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm,
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 26] = [
+const STATEMENTS: [&str; 27] = [
+    USER_MFA_CHANGED,
     INVITATION_CREATED,
     INVITATION_REVOKED,
     INVITATION_ACCEPTED,
@@ -189,7 +191,14 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
             let disabled = matches!(event, UserEvent::Disabled { .. });
             vec![Write::new(USER_ACCESS_CHANGED, params![id, disabled, at])]
         }
+        UserEvent::TotpEnabled { .. } | UserEvent::TotpDisabled { .. } => {
+            let enabled = matches!(event, UserEvent::TotpEnabled { .. });
+            vec![Write::new(USER_MFA_CHANGED, params![id, enabled, at])]
+        }
         UserEvent::LoginFailed { .. }
+        | UserEvent::TotpEnrollmentStarted { .. }
+        | UserEvent::MfaChallenged { .. }
+        | UserEvent::MfaPassed { .. }
         | UserEvent::EmailVerificationRequested { .. }
         | UserEvent::PasswordResetRequested { .. }
         | UserEvent::EmailChangeRequested { .. } => vec![],

@@ -20,13 +20,16 @@ pub struct UserRow {
     pub password_hash: String,
     /// Whether the user proved their current address.
     pub email_verified: bool,
+    /// Whether sign-in asks for a second factor.
+    pub mfa_enabled: bool,
     /// Whether sign-in is refused.
     pub disabled: bool,
     /// Registration time.
     pub created_at: DateTime<Utc>,
 }
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, disabled, created_at, email_verified";
+const USER_COLUMNS: &str =
+    "id, email, name, password_hash, disabled, created_at, email_verified, mfa_enabled";
 
 fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
     Ok(UserRow {
@@ -37,6 +40,7 @@ fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
         disabled: r.try_get(4)?,
         created_at: r.try_get(5)?,
         email_verified: r.try_get(6)?,
+        mfa_enabled: r.try_get(7)?,
     })
 }
 

@@ -25,6 +25,7 @@ mod keys;
 mod lifecycle;
 mod log_capture;
 mod log_order;
+mod mfa;
 mod migrate_pii;
 mod ops;
 mod orgs;

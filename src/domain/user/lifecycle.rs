@@ -105,7 +105,12 @@ impl User {
             | C::Disable { .. }
             | C::Enable
             | C::RecordLoginFailure { .. }
-            | C::Erase => unreachable!("decided by the user aggregate itself"),
+            | C::Erase
+            | C::StartTotpEnrollment { .. }
+            | C::ConfirmTotp { .. }
+            | C::DisableTotp { .. }
+            | C::ChallengeMfa { .. }
+            | C::PassMfa { .. } => unreachable!("decided by the user aggregate itself"),
         })
     }
 
@@ -158,7 +163,12 @@ impl User {
             | E::Disabled { .. }
             | E::Enabled {}
             | E::Erased {}
-            | E::LoginFailed { .. } => {}
+            | E::LoginFailed { .. }
+            | E::TotpEnrollmentStarted { .. }
+            | E::TotpEnabled { .. }
+            | E::TotpDisabled { .. }
+            | E::MfaChallenged { .. }
+            | E::MfaPassed { .. } => {}
         }
     }
 }

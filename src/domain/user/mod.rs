@@ -1,13 +1,17 @@
 //! The user aggregate: registration, profile, password and access state.
 
 mod lifecycle;
+mod mfa;
 
-use super::action::{Pending, Presented, TokenIssue, TokenSecret};
+pub use mfa::{SecondFactor, SecondFactorMethod};
+
+use super::action::{Pending, Presented, TokenIssue, TokenSecret, TotpSecret};
 use super::personal::Personal;
 use super::values::{Email, UserName};
 use super::{Aggregate, DomainError, DomainEvent, StreamType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Events of a user stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,49 @@ pub enum UserEvent {
         /// The new address; personal data.
         email: Personal<Email>,
     },
+    /// The user began enrolling an authenticator app (done once a code of it
+    /// is confirmed).
+    #[serde(rename = "user.totp_enrollment_started")]
+    TotpEnrollmentStarted {
+        /// The TOTP secret: sealed like a personal field, redacted wherever shown.
+        secret: Personal<TotpSecret>,
+    },
+    /// A code of the app was confirmed: sign-in asks for a second factor.
+    #[serde(rename = "user.totp_enabled")]
+    TotpEnabled {
+        /// The step of the confirming code (no code of it or before works again).
+        step: u64,
+        /// SHA-256 of the ten backup codes; redacted wherever shown.
+        backup_code_hashes: Vec<String>,
+    },
+    /// TOTP and the backup codes were removed.
+    #[serde(rename = "user.totp_disabled")]
+    TotpDisabled {
+        /// Whether a `vouch:admin` reset them (the actor is in the metadata).
+        by_admin: bool,
+    },
+    /// A sign-in with the right password waits for a second factor.
+    #[serde(rename = "user.mfa_challenged")]
+    MfaChallenged {
+        /// The challenge.
+        challenge_id: Uuid,
+        /// Hex SHA-256 of the challenge token; redacted wherever shown.
+        token_hash: String,
+        /// When the challenge stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// A challenge was answered with a second factor.
+    #[serde(rename = "user.mfa_passed")]
+    MfaPassed {
+        /// The challenge.
+        challenge_id: Uuid,
+        /// `totp` or `backup_code`.
+        method: SecondFactorMethod,
+        /// The TOTP step used, if TOTP.
+        step: Option<u64>,
+        /// Which backup code was used, if one.
+        backup_code: Option<usize>,
+    },
     /// A sign-in with a wrong password (recorded behind throttling only).
     #[serde(rename = "user.login_failed")]
     LoginFailed {
@@ -169,6 +216,39 @@ pub enum UserCommand {
     },
     /// Move to the new address with an email-change token.
     ConfirmEmailChange(Presented),
+    /// Begin enrolling an authenticator app with a fresh secret.
+    StartTotpEnrollment {
+        /// The secret.
+        secret: TotpSecret,
+    },
+    /// Finish the enrolment with a code of the app.
+    ConfirmTotp {
+        /// The step the code matched (`None`: a wrong code).
+        step: Option<u64>,
+        /// Hashes of fresh backup codes.
+        backup_code_hashes: Vec<String>,
+    },
+    /// Remove TOTP, proven with a second factor (or by an admin).
+    DisableTotp {
+        /// The proof, or `None` for a `vouch:admin` reset.
+        proof: Option<SecondFactor>,
+    },
+    /// Ask a signed-in-with-password user for a second factor.
+    ChallengeMfa {
+        /// The challenge.
+        challenge_id: Uuid,
+        /// Hex SHA-256 of the challenge token.
+        token_hash: String,
+        /// When it stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// Answer a challenge.
+    PassMfa {
+        /// The challenge token presented.
+        challenge: Presented,
+        /// The second factor.
+        proof: SecondFactor,
+    },
 }
 
 /// The state of one user, as far as its rules need it.
@@ -183,6 +263,8 @@ pub struct User {
     verification: Option<Pending>,
     reset: Option<Pending>,
     change: Option<(Pending, Email)>,
+    totp: Option<mfa::Totp>,
+    challenges: Vec<(Uuid, Pending)>,
 }
 
 impl User {
@@ -254,6 +336,11 @@ impl Aggregate for User {
                 reason: reason.clone(),
             }],
             C::Erase => vec![E::Erased {}],
+            C::StartTotpEnrollment { .. }
+            | C::ConfirmTotp { .. }
+            | C::DisableTotp { .. }
+            | C::ChallengeMfa { .. }
+            | C::PassMfa { .. } => self.decide_mfa(command)?,
             lifecycle => self.decide_lifecycle(lifecycle)?,
         })
     }
@@ -276,6 +363,11 @@ impl Aggregate for User {
             UserEvent::Disabled { .. } => self.disabled = true,
             UserEvent::Enabled {} => self.disabled = false,
             UserEvent::LoginFailed { .. } => {}
+            UserEvent::TotpEnrollmentStarted { .. }
+            | UserEvent::TotpEnabled { .. }
+            | UserEvent::TotpDisabled { .. }
+            | UserEvent::MfaChallenged { .. }
+            | UserEvent::MfaPassed { .. } => self.evolve_mfa(event),
             lifecycle => self.evolve_lifecycle(lifecycle),
         }
         self

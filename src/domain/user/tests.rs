@@ -344,3 +344,165 @@ mod lifecycle {
             .then_err(DomainError::InvalidToken);
     }
 }
+
+mod mfa {
+    use super::*;
+    use crate::domain::action::{Presented, TotpSecret};
+    use crate::domain::user::{SecondFactor, SecondFactorMethod};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use uuid::Uuid;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap()
+    }
+
+    fn secret() -> TotpSecret {
+        TotpSecret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    }
+
+    fn enrolled() -> Vec<E> {
+        vec![
+            registered(),
+            E::TotpEnrollmentStarted {
+                secret: secret().into(),
+            },
+            E::TotpEnabled {
+                step: 100,
+                backup_code_hashes: vec!["b0".into(), "b1".into()],
+            },
+        ]
+    }
+
+    fn challenged(mut events: Vec<E>) -> Vec<E> {
+        events.push(E::MfaChallenged {
+            challenge_id: Uuid::from_u128(9),
+            token_hash: "cc".repeat(32),
+            expires_at: t0() + Duration::minutes(5),
+        });
+        events
+    }
+
+    fn pass(proof: SecondFactor, at: DateTime<Utc>) -> C {
+        C::PassMfa {
+            challenge: Presented {
+                token_hash: "cc".repeat(32),
+                now: at,
+            },
+            proof,
+        }
+    }
+
+    #[test]
+    fn enrolment_completes_only_with_a_valid_code() {
+        let started = vec![
+            registered(),
+            E::TotpEnrollmentStarted {
+                secret: secret().into(),
+            },
+        ];
+        given::<User>(started.clone())
+            .when(C::ConfirmTotp {
+                step: None,
+                backup_code_hashes: vec![],
+            })
+            .then_err(DomainError::InvalidCode);
+        given::<User>(started)
+            .when(C::ConfirmTotp {
+                step: Some(100),
+                backup_code_hashes: vec!["b0".into()],
+            })
+            .then([E::TotpEnabled {
+                step: 100,
+                backup_code_hashes: vec!["b0".into()],
+            }]);
+        given::<User>([registered()])
+            .when(C::ConfirmTotp {
+                step: Some(1),
+                backup_code_hashes: vec![],
+            })
+            .then_err(DomainError::Conflict("no TOTP enrolment is under way"));
+    }
+
+    #[test]
+    fn a_step_is_accepted_once_and_never_one_before_it() {
+        given::<User>(challenged(enrolled()))
+            .when(pass(SecondFactor::Totp(Some(100)), t0()))
+            .then_err(DomainError::InvalidCode);
+        given::<User>(challenged(enrolled()))
+            .when(pass(SecondFactor::Totp(Some(101)), t0()))
+            .then([E::MfaPassed {
+                challenge_id: Uuid::from_u128(9),
+                method: SecondFactorMethod::Totp,
+                step: Some(101),
+                backup_code: None,
+            }]);
+    }
+
+    #[test]
+    fn a_backup_code_is_accepted_once() {
+        let used = challenged({
+            let mut e = challenged(enrolled());
+            e.push(E::MfaPassed {
+                challenge_id: Uuid::from_u128(9),
+                method: SecondFactorMethod::BackupCode,
+                step: None,
+                backup_code: Some(1),
+            });
+            e
+        });
+        given::<User>(used.clone())
+            .when(pass(SecondFactor::BackupCode(Some(1)), t0()))
+            .then_err(DomainError::InvalidCode);
+        given::<User>(used)
+            .when(pass(SecondFactor::BackupCode(Some(0)), t0()))
+            .then([E::MfaPassed {
+                challenge_id: Uuid::from_u128(9),
+                method: SecondFactorMethod::BackupCode,
+                step: None,
+                backup_code: Some(0),
+            }]);
+    }
+
+    #[test]
+    fn a_challenge_works_once_within_five_minutes() {
+        given::<User>(challenged(enrolled()))
+            .when(pass(
+                SecondFactor::Totp(Some(101)),
+                t0() + Duration::minutes(5),
+            ))
+            .then_err(DomainError::InvalidToken);
+        let mut passed = challenged(enrolled());
+        passed.push(E::MfaPassed {
+            challenge_id: Uuid::from_u128(9),
+            method: SecondFactorMethod::Totp,
+            step: Some(101),
+            backup_code: None,
+        });
+        given::<User>(passed)
+            .when(pass(SecondFactor::Totp(Some(102)), t0()))
+            .then_err(DomainError::InvalidToken);
+        given::<User>(enrolled())
+            .when(pass(SecondFactor::Totp(Some(101)), t0()))
+            .then_err(DomainError::InvalidToken);
+    }
+
+    #[test]
+    fn removal_needs_a_valid_factor_unless_an_admin_resets() {
+        given::<User>(enrolled())
+            .when(C::DisableTotp {
+                proof: Some(SecondFactor::Totp(None)),
+            })
+            .then_err(DomainError::InvalidCode);
+        given::<User>(enrolled())
+            .when(C::DisableTotp {
+                proof: Some(SecondFactor::BackupCode(Some(0))),
+            })
+            .then([E::TotpDisabled { by_admin: false }]);
+        given::<User>(enrolled())
+            .when(C::DisableTotp { proof: None })
+            .then([E::TotpDisabled { by_admin: true }]);
+        given::<User>([registered()])
+            .when(C::DisableTotp { proof: None })
+            .then_nothing();
+    }
+}

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document: generated from the handlers' annotations, then
 //! completed with the conventions that API.md states once for every operation.
 
-use super::{access, audit, events, invitations, keys, lifecycle, ops, orgs, sessions, users};
+use super::{access, audit, events, invitations, keys, lifecycle, mfa, ops, orgs, sessions, users};
 use actix_web::dev::ResourceDef;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -37,6 +37,7 @@ const METHODS: [&str; 8] = [
         lifecycle::request_email_change, lifecycle::confirm_email_change,
         invitations::create_invitation, invitations::list_invitations,
         invitations::revoke_invitation, invitations::accept_invitation,
+        mfa::enroll_totp, mfa::confirm_totp, mfa::disable_totp, mfa::complete_mfa,
     ),
     modifiers(&BearerAuth)
 )]

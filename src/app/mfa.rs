@@ -1,0 +1,262 @@
+//! Second factors: TOTP enrolment and removal, and the challenge a sign-in
+//! of an enrolled user becomes. See `docs/mfa.md`.
+
+use super::sessions::SignedIn;
+use super::{App, AppError, Ctx};
+use crate::auth::action_token::{ActionToken, Purpose};
+use crate::auth::refresh_token::RefreshToken;
+use crate::auth::totp::{self, TotpSecret};
+use crate::domain::action::Presented;
+use crate::domain::session::{AuthMethod, Session, SessionCommand};
+use crate::domain::user::{SecondFactor, User, UserCommand};
+use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::store::users::UserRow;
+use crate::store::{credentials, users};
+use chrono::Duration;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+/// What `POST /v1/users/{id}/mfa/totp` shows once.
+#[derive(Debug)]
+pub struct TotpEnrollment {
+    /// The secret, base32.
+    pub secret: TotpSecret,
+    /// The `otpauth://` URI.
+    pub otpauth_uri: String,
+    /// The URI as a QR code (SVG).
+    pub qr_svg: String,
+}
+
+/// A sign-in that waits for a second factor.
+#[derive(Debug)]
+pub struct MfaChallenge {
+    /// The challenge token (shown once, single use, five minutes).
+    pub mfa_token: ActionToken,
+    /// The factors that answer it.
+    pub methods: Vec<&'static str>,
+}
+
+/// The TOTP issuer shown in authenticator apps.
+const ISSUER: &str = "vouch";
+
+impl App {
+    fn unix_now(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp()).unwrap_or_default()
+    }
+
+    /// What a presented code proves for `user`: a TOTP step, or a backup code.
+    fn second_factor(&self, user: &User, code: &str) -> Result<SecondFactor, AppError> {
+        let code = code.trim();
+        if code.len() == usize::from(totp::DIGITS) && code.bytes().all(|b| b.is_ascii_digit()) {
+            let Some(secret) = user.totp_secret() else {
+                return Ok(SecondFactor::Totp(None));
+            };
+            let step = totp::matching_step(secret, code, self.unix_now())
+                .map_err(|e| AppError::Internal(Box::new(e)))?;
+            return Ok(SecondFactor::Totp(step));
+        }
+        Ok(SecondFactor::BackupCode(totp::find_backup_code(
+            code,
+            user.backup_code_hashes(),
+        )))
+    }
+
+    /// Begins a TOTP enrolment of the caller: a fresh secret, its URI and QR
+    /// code. Another call replaces an enrolment not yet confirmed.
+    pub async fn enroll_totp(&self, ctx: &Ctx, user_id: Uuid) -> Result<TotpEnrollment, AppError> {
+        Self::require_self(ctx, user_id)?;
+        let user = self.user_row(user_id).await?;
+        let secret = totp::generate_secret();
+        let command = UserCommand::StartTotpEnrollment {
+            secret: secret.clone(),
+        };
+        self.execute::<User>(ctx, user_id, None, &command).await?;
+        let bad = |e: totp::BadSecret| AppError::Internal(Box::new(e));
+        let otpauth_uri = totp::otpauth_uri(&secret, ISSUER, &user.email).map_err(bad)?;
+        let qr_svg = totp::qr_svg(&otpauth_uri).map_err(bad)?;
+        Ok(TotpEnrollment {
+            secret,
+            otpauth_uri,
+            qr_svg,
+        })
+    }
+
+    /// Completes the enrolment with a code of the app; answers the ten
+    /// backup codes, shown once.
+    pub async fn confirm_totp(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        code: &str,
+    ) -> Result<Vec<String>, AppError> {
+        Self::require_self(ctx, user_id)?;
+        let (codes, hashes) = totp::generate_backup_codes();
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<User>(&client, user_id).await?;
+            drop(client);
+            let step = match loaded.state.totp_secret() {
+                Some(secret) => totp::matching_step(secret, code, self.unix_now())
+                    .map_err(|e| AppError::Internal(Box::new(e)))?,
+                None => None,
+            };
+            let command = UserCommand::ConfirmTotp {
+                step,
+                backup_code_hashes: hashes.clone(),
+            };
+            self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                .await
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    /// Removes TOTP: the user with their password and a code (TOTP or backup),
+    /// or a `vouch:admin` caller with neither (a reset, recorded with its actor).
+    pub async fn disable_totp(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        proof: Option<(SecretString, String)>,
+    ) -> Result<(), AppError> {
+        let proof = match proof {
+            Some((password, code)) => {
+                Self::require_self(ctx, user_id)?;
+                self.check_password(ctx, user_id, password).await?;
+                Some(code)
+            }
+            None if ctx.caller.is_admin() => None,
+            None => {
+                return Err(AppError::Forbidden(
+                    "removing TOTP needs current_password and code",
+                ))
+            }
+        };
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<User>(&client, user_id).await?;
+            drop(client);
+            let proof = match &proof {
+                Some(code) => Some(self.second_factor(&loaded.state, code)?),
+                None => None,
+            };
+            let command = UserCommand::DisableTotp { proof };
+            self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The challenge a sign-in of an enrolled user with the right password
+    /// becomes: recorded, and answered instead of tokens.
+    pub(crate) async fn challenge_mfa(
+        &self,
+        ctx: &Ctx,
+        user: &UserRow,
+    ) -> Result<MfaChallenge, AppError> {
+        let mfa_token = ActionToken::generate(Purpose::MfaChallenge, user.id);
+        let command = UserCommand::ChallengeMfa {
+            challenge_id: self.clock.new_id(),
+            token_hash: mfa_token.hash(),
+            expires_at: self.clock.now() + Purpose::MfaChallenge.lifetime(),
+        };
+        self.execute::<User>(ctx, user.id, None, &command).await?;
+        Ok(MfaChallenge {
+            mfa_token,
+            methods: vec!["totp", "backup_code"],
+        })
+    }
+
+    /// Answers a sign-in's challenge with a TOTP or backup code: the session
+    /// starts (amr `pwd`, `otp`, `mfa`) in the transaction that spends the
+    /// challenge and the code. Wrong codes are throttled and counted as
+    /// failed sign-ins are; a wrong, used or expired challenge is 401.
+    pub async fn complete_mfa(
+        &self,
+        ctx: &Ctx,
+        raw: &str,
+        code: &str,
+    ) -> Result<SignedIn, AppError> {
+        let token = ActionToken::parse(Purpose::MfaChallenge, raw)
+            .map_err(|_| AppError::Unauthenticated)?;
+        let user_id = token.id();
+        let user = self
+            .user_row(user_id)
+            .await
+            .map_err(|_| AppError::Unauthenticated)?;
+        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
+        let challenge = Presented {
+            token_hash: token.hash(),
+            now: self.clock.now(),
+        };
+        let session_id = self.clock.new_id();
+        let refresh_token = RefreshToken::generate(session_id);
+        let amr = vec![AuthMethod::Pwd, AuthMethod::Otp, AuthMethod::Mfa];
+        let start = SessionCommand::Start {
+            user_id,
+            refresh_token_hash: refresh_token.hash(),
+            expires_at: self.clock.now() + Duration::seconds(self.policy.auth.session_ttl_seconds),
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            amr: amr.clone(),
+        };
+        let outcome = self
+            .retrying(async || {
+                let mut client = self.pool.get().await?;
+                let tx = self.begin(&mut client, ctx).await?;
+                // Disabled, or a new password, since the challenge: no session.
+                if !credentials::lock_credential_for_session(&tx, user_id, &user.password_hash)
+                    .await?
+                {
+                    return Err(AppError::Unauthenticated);
+                }
+                let loaded = self.load::<User>(&tx, user_id).await?;
+                let proof = self.second_factor(&loaded.state, code)?;
+                let passed = loaded.state.decide(&UserCommand::PassMfa {
+                    challenge: challenge.clone(),
+                    proof,
+                })?;
+                let changes = [
+                    self.change((StreamType::User, user_id), loaded.version, None, &passed)?,
+                    self.change(
+                        (StreamType::Session, session_id),
+                        0,
+                        None,
+                        &Session::default().decide(&start)?,
+                    )?,
+                ];
+                self.finish(tx, ctx, &changes).await
+            })
+            .await;
+        match outcome {
+            Ok(_) => self.settle(attempt, false).await?,
+            Err(AppError::Domain(DomainError::InvalidCode)) => {
+                // Counted and recorded as a failed sign-in (behind the throttle).
+                self.settle(attempt, true).await?;
+                self.record_login_failure(ctx, user_id, "wrong_second_factor");
+                return Err(DomainError::InvalidCode.into());
+            }
+            Err(AppError::Domain(DomainError::InvalidToken | DomainError::NotFound)) => {
+                self.settle(attempt, true).await?;
+                return Err(AppError::Unauthenticated);
+            }
+            Err(e) => {
+                self.settle(attempt, true).await?;
+                return Err(e);
+            }
+        }
+        let amr: Vec<String> = amr.iter().map(|m| m.as_str().to_owned()).collect();
+        let (access_token, expires_in) = self.sign_access_token(user_id, session_id, &amr).await?;
+        let user = users::find_user(&self.pool.get().await?, user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(SignedIn {
+            access_token,
+            expires_in,
+            refresh_token,
+            session_id,
+            user,
+        })
+    }
+}
