@@ -16,8 +16,8 @@ use chrono::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-/// What `POST /v1/users/{id}/mfa/totp` shows once.
-#[derive(Debug)]
+/// What `POST /v1/users/{id}/mfa/totp` shows once. No `Debug`: every field
+/// holds the secret.
 pub struct TotpEnrollment {
     /// The secret, base32.
     pub secret: TotpSecret,
@@ -132,19 +132,36 @@ impl App {
                 ))
             }
         };
-        self.retrying(async || {
-            let client = self.pool.get().await?;
-            let loaded = self.load::<User>(&client, user_id).await?;
-            drop(client);
-            let proof = match &proof {
-                Some(code) => Some(self.second_factor(&loaded.state, code)?),
-                None => None,
-            };
-            let command = UserCommand::DisableTotp { proof };
-            self.decide_and_commit(ctx, user_id, None, &loaded, &command)
-                .await
-        })
-        .await?;
+        let outcome = self
+            .retrying(async || {
+                let client = self.pool.get().await?;
+                let loaded = self.load::<User>(&client, user_id).await?;
+                drop(client);
+                let proof = match &proof {
+                    Some(code) => Some(self.second_factor(&loaded.state, code)?),
+                    None => None,
+                };
+                let command = UserCommand::DisableTotp { proof };
+                self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                    .await
+            })
+            .await;
+        match outcome {
+            Err(AppError::Domain(DomainError::InvalidCode)) => {
+                self.count_wrong_factor(ctx, user_id).await?;
+                Err(DomainError::InvalidCode.into())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Counts a wrong second factor as a failed sign-in of the user: in the
+    /// throttle (429 once too many) and in the log.
+    async fn count_wrong_factor(&self, ctx: &Ctx, user_id: Uuid) -> Result<(), AppError> {
+        let user = self.user_row(user_id).await?;
+        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
+        self.settle(attempt, true).await?;
+        self.record_login_failure(ctx, user_id, "wrong_second_factor");
         Ok(())
     }
 
@@ -178,18 +195,32 @@ impl App {
         raw: &str,
         code: &str,
     ) -> Result<SignedIn, AppError> {
-        let token = ActionToken::parse(Purpose::MfaChallenge, raw)
-            .map_err(|_| AppError::Unauthenticated)?;
+        // A wrong challenge counts against the client that sent it, never
+        // against the user it names (anyone can name a user).
+        self.check_token_attempts(ctx.ip.as_deref()).await?;
+        let refused = async || {
+            self.record_token_failure(ctx.ip.as_deref()).await?;
+            Err(AppError::Unauthenticated)
+        };
+        let Ok(token) = ActionToken::parse(Purpose::MfaChallenge, raw) else {
+            return refused().await;
+        };
         let user_id = token.id();
-        let user = self
-            .user_row(user_id)
-            .await
-            .map_err(|_| AppError::Unauthenticated)?;
-        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
         let challenge = Presented {
             token_hash: token.hash(),
             now: self.clock.now(),
         };
+        let pending = {
+            let client = self.pool.get().await?;
+            let user = users::find_user(&client, user_id).await?;
+            let loaded = self.load::<User>(&client, user_id).await?;
+            user.filter(|_| loaded.state.accepts_challenge(&challenge))
+        };
+        let Some(user) = pending else {
+            return refused().await;
+        };
+        // A live challenge: its codes are counted as sign-ins are.
+        let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
         let session_id = self.clock.new_id();
         let refresh_token = RefreshToken::generate(session_id);
         let amr = vec![AuthMethod::Pwd, AuthMethod::Otp, AuthMethod::Mfa];
@@ -206,8 +237,13 @@ impl App {
                 let mut client = self.pool.get().await?;
                 let tx = self.begin(&mut client, ctx).await?;
                 // Disabled, or a new password, since the challenge: no session.
-                if !credentials::lock_credential_for_session(&tx, user_id, &user.password_hash)
-                    .await?
+                if !credentials::lock_credential_for_session(
+                    &tx,
+                    user_id,
+                    &user.password_hash,
+                    false,
+                )
+                .await?
                 {
                     return Err(AppError::Unauthenticated);
                 }

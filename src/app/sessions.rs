@@ -155,7 +155,9 @@ impl App {
         let change = self.change((StreamType::Session, session_id), 0, None, &decided)?;
         let mut client = self.pool.get().await?;
         let tx = self.begin(&mut client, ctx).await?;
-        if !credentials::lock_credential_for_session(&tx, user.id, &user.password_hash).await? {
+        if !credentials::lock_credential_for_session(&tx, user.id, &user.password_hash, true)
+            .await?
+        {
             return Ok(false);
         }
         self.finish(tx, ctx, &[change]).await?;

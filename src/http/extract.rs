@@ -69,6 +69,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole body: a body that is not JSON is 400 even
     // where its fields, read as far as they go, would already be wrong.
     serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| syntax(&e))?;
+    // Every body of the API is an object: serde would also read a struct from
+    // an array of its fields in order (`[null, null]`), which no client means.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::Validation {
+            field: None,
+            message: "invalid type: array, expected an object".into(),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -304,7 +312,12 @@ mod tests {
 
     #[test]
     fn messages_name_json_types_and_no_rust_ones() {
-        assert_eq!(message("[]"), "invalid length 0, expected an object");
+        assert_eq!(message("[]"), "invalid type: array, expected an object");
+        // An array of the fields in order is no object either.
+        assert_eq!(
+            message(r#"["a", []]"#),
+            "invalid type: array, expected an object"
+        );
         assert_eq!(
             message("5"),
             "invalid type: integer `5`, expected an object"

@@ -17,13 +17,19 @@ pub async fn lock_credential_for_session(
     c: &impl GenericClient,
     user_id: Uuid,
     password_hash: &str,
+    password_only: bool,
 ) -> Result<bool, StoreError> {
+    // A session of the password alone is refused once a second factor is on
+    // (enabled while the password was checked).
     let stmt = c
         .prepare_cached(
-            "SELECT NOT disabled AND erased_at IS NULL AND password_hash = $2 FROM users WHERE id = $1 FOR SHARE",
+            "SELECT NOT disabled AND erased_at IS NULL AND password_hash = $2 \
+             AND NOT ($3 AND mfa_enabled) FROM users WHERE id = $1 FOR SHARE",
         )
         .await?;
-    let row = c.query_opt(&stmt, &[&user_id, &password_hash]).await?;
+    let row = c
+        .query_opt(&stmt, &[&user_id, &password_hash, &password_only])
+        .await?;
     Ok(match row {
         Some(row) => row.try_get(0)?,
         None => false,

@@ -303,3 +303,40 @@ async fn a_body_that_is_not_json_is_400_on_every_route_before_its_fields_are_rea
         operations.len()
     );
 }
+
+#[actix_web::test]
+async fn a_body_that_is_an_array_of_the_fields_is_refused() {
+    // serde reads a struct from an array of its fields in order; the API
+    // takes objects only (schemathesis sent `[null, null]` to a DELETE whose
+    // body is two optional fields, and it ran as an empty body).
+    let app = spawn_app().await;
+    let (user, token, _) = app.user_session("ada@example.org").await;
+    let res = app
+        .request(
+            "DELETE",
+            &format!("/v1/users/{user}/mfa/totp"),
+            Some(&app.admin_key),
+            Some(json!([null, null])),
+        )
+        .await;
+    assert_error(&res, 422, "validation_error");
+    let res = app
+        .request(
+            "POST",
+            "/v1/users",
+            None,
+            Some(json!(["bob@example.org", PASSWORD, null])),
+        )
+        .await;
+    assert_error(&res, 422, "validation_error");
+    let res = app
+        .request(
+            "PATCH",
+            &format!("/v1/users/{user}"),
+            Some(&token),
+            Some(json!(["Ada"])),
+        )
+        .await;
+    assert_error(&res, 422, "validation_error");
+    assert_eq!(app.count_events("user.registered").await, 1);
+}

@@ -259,3 +259,67 @@ async fn wrong_second_factors_are_throttled_like_sign_in_failures() {
         .collect();
     assert_eq!(reasons, [&json!("wrong_second_factor"); 3]);
 }
+
+#[actix_web::test]
+async fn a_new_password_ends_the_challenges_of_the_old_one() {
+    let app = spawn_app().await;
+    let (user, token, secret, _, _) = enrolled(&app, "ada@example.org").await;
+    let challenge = sign_in_challenge(&app, "ada@example.org").await;
+    let res = app
+        .post(
+            &format!("/v1/users/{user}/password"),
+            &token,
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    // Whoever held the old password and the challenge gets no session.
+    let res = answer(&app, &challenge, &code(&secret, 1)).await;
+    assert_error(&res, 401, "unauthenticated");
+}
+
+#[actix_web::test]
+async fn forged_challenges_count_against_their_client_not_the_user_they_name() {
+    let app = spawn_app_with(|s| {
+        s.auth.signin_email_failures = 2;
+        s.auth.token_failures = 3;
+    })
+    .await;
+    let (user, _, secret, _, _) = enrolled(&app, "ada@example.org").await;
+    let forged = format!("vmf_{}_{}", user.replace('-', ""), "A".repeat(43));
+    for _ in 0..3 {
+        assert_error(
+            &answer(&app, &forged, "123456").await,
+            401,
+            "unauthenticated",
+        );
+    }
+    assert_error(&answer(&app, &forged, "123456").await, 429, "rate_limited");
+    // Ada's own sign-in is untouched by them (her email's throttle allows 2).
+    let other_instance = spawn_instance(&app, |s| {
+        s.auth.token_failures = 1_000_000;
+    })
+    .await;
+    let challenge = sign_in_challenge(&other_instance, "ada@example.org").await;
+    let res = answer(&other_instance, &challenge, &code(&secret, 1)).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}
+
+#[actix_web::test]
+async fn wrong_codes_to_remove_totp_are_counted_as_failed_sign_ins() {
+    let app = spawn_app_with(|s| s.auth.signin_email_failures = 2).await;
+    let (user, token, _, _, _) = enrolled(&app, "ada@example.org").await;
+    let path = format!("/v1/users/{user}/mfa/totp");
+    let wrong = json!({"current_password": PASSWORD, "code": "aaaaa-aaaaa"});
+    for _ in 0..2 {
+        let res = app
+            .request("DELETE", &path, Some(&token), Some(wrong.clone()))
+            .await;
+        assert_error(&res, 401, "invalid_code");
+    }
+    let res = app
+        .request("DELETE", &path, Some(&token), Some(wrong))
+        .await;
+    assert_error(&res, 429, "rate_limited");
+    assert_eq!(app.count_events("user.totp_disabled").await, 0);
+}

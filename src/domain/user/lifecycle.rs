@@ -138,6 +138,8 @@ impl User {
             E::PasswordReset { .. } | E::PasswordChanged { .. } => {
                 self.reset = None;
                 self.change = None;
+                // A challenge answered the old password: it goes with it.
+                self.challenges.clear();
             }
             E::EmailChangeRequested {
                 new_email,

@@ -47,6 +47,13 @@ impl User {
         self.totp.as_ref().and_then(|t| t.secret.as_ref())
     }
 
+    /// Whether a challenge token is pending for this user and still works.
+    pub fn accepts_challenge(&self, challenge: &crate::domain::action::Presented) -> bool {
+        self.challenges
+            .iter()
+            .any(|(_, pending)| challenge.is_accepted_by(Some(pending)))
+    }
+
     /// Whether sign-in asks for a second factor.
     pub fn has_mfa(&self) -> bool {
         self.totp.as_ref().is_some_and(|t| t.enabled)
@@ -113,8 +120,10 @@ impl User {
                 if self.totp.is_none() {
                     return Ok(vec![]);
                 }
-                if let Some(proof) = proof {
-                    self.check_factor(*proof)?;
+                // An enrolment not yet confirmed has no factor to prove: the
+                // password (checked outside) is enough to cancel it.
+                if let Some(proof) = proof.filter(|_| self.has_mfa()) {
+                    self.check_factor(proof)?;
                 }
                 vec![E::TotpDisabled {
                     by_admin: proof.is_none(),

@@ -360,7 +360,10 @@ impl Aggregate for User {
                     ..Self::default()
                 };
             }
-            UserEvent::Disabled { .. } => self.disabled = true,
+            UserEvent::Disabled { .. } => {
+                self.disabled = true;
+                self.challenges.clear();
+            }
             UserEvent::Enabled {} => self.disabled = false,
             UserEvent::LoginFailed { .. } => {}
             UserEvent::TotpEnrollmentStarted { .. }

@@ -506,3 +506,47 @@ mod mfa {
             .then_nothing();
     }
 }
+
+#[test]
+fn a_new_password_or_disabling_ends_pending_second_factor_challenges() {
+    use crate::domain::action::{Presented, TotpSecret};
+    use crate::domain::user::SecondFactor;
+    use chrono::{Duration, TimeZone, Utc};
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+    let base = vec![
+        registered(),
+        E::TotpEnrollmentStarted {
+            secret: TotpSecret::new("JBSWY3DPEHPK3PXP").into(),
+        },
+        E::TotpEnabled {
+            step: 1,
+            backup_code_hashes: vec![],
+        },
+        E::MfaChallenged {
+            challenge_id: uuid::Uuid::from_u128(9),
+            token_hash: "cc".repeat(32),
+            expires_at: t0 + Duration::minutes(5),
+        },
+    ];
+    for ended_by in [
+        E::PasswordChanged {
+            password_hash: "$argon2id$n".into(),
+        },
+        E::PasswordReset {
+            password_hash: "$argon2id$n".into(),
+        },
+        E::Disabled { reason: None },
+    ] {
+        let mut events = base.clone();
+        events.push(ended_by);
+        given::<User>(events)
+            .when(C::PassMfa {
+                challenge: Presented {
+                    token_hash: "cc".repeat(32),
+                    now: t0,
+                },
+                proof: SecondFactor::Totp(Some(2)),
+            })
+            .then_err(DomainError::InvalidToken);
+    }
+}
