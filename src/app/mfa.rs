@@ -111,6 +111,43 @@ impl App {
         Ok(codes)
     }
 
+    /// Replaces the caller's backup codes, proven with a TOTP code; answers
+    /// the ten new ones, shown once. A wrong code counts as a failed sign-in.
+    pub async fn regenerate_backup_codes(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        code: &str,
+    ) -> Result<Vec<String>, AppError> {
+        Self::require_self(ctx, user_id)?;
+        let (codes, hashes) = totp::generate_backup_codes();
+        let outcome = self
+            .retrying(async || {
+                let client = self.pool.get().await?;
+                let loaded = self.load::<User>(&client, user_id).await?;
+                drop(client);
+                let step = match loaded.state.totp_secret() {
+                    Some(secret) => totp::matching_step(secret, code, self.unix_now())
+                        .map_err(|e| AppError::Internal(Box::new(e)))?,
+                    None => None,
+                };
+                let command = UserCommand::RegenerateBackupCodes {
+                    proof: SecondFactor::Totp(step),
+                    backup_code_hashes: hashes.clone(),
+                };
+                self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                    .await
+            })
+            .await;
+        match outcome {
+            Err(AppError::Domain(DomainError::InvalidCode)) => {
+                self.count_wrong_factor(ctx, user_id).await?;
+                Err(DomainError::InvalidCode.into())
+            }
+            other => other.map(|_| codes),
+        }
+    }
+
     /// Removes TOTP: the user with their password and a code (TOTP or backup),
     /// or a `vouch:admin` caller with neither (a reset, recorded with its actor).
     pub async fn disable_totp(

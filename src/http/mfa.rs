@@ -116,6 +116,26 @@ pub async fn confirm_totp(
     Ok(HttpResponse::Ok().json(BackupCodesDto { backup_codes }))
 }
 
+/// Replaces the backup codes (the old ones stop working), proven with a code
+/// of the authenticator app; answers the ten new ones, shown once.
+#[utoipa::path(post, path = "/v1/users/{id}/mfa/backup-codes", tag = "mfa", params(("id" = Uuid, Path)),
+    request_body = TotpCode,
+    responses((status = 200, body = BackupCodesDto),
+              (status = 401, description = "`invalid_code` (TOTP off counts as a wrong code)", body = ErrorBody),
+              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody),
+              (status = 404, description = "`not_found`: not the caller", body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many wrong codes", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn regenerate_backup_codes(
+    app: web::Data<App>,
+    Auth(ctx): Auth,
+    id: web::Path<Uuid>,
+    Json(body): Json<TotpCode>,
+) -> Result<HttpResponse, ApiError> {
+    let backup_codes = app.regenerate_backup_codes(&ctx, *id, &body.code).await?;
+    Ok(HttpResponse::Ok().json(BackupCodesDto { backup_codes }))
+}
+
 /// Removes TOTP and the backup codes: the user with their password and a
 /// code, or `vouch:admin` with no body (a reset, recorded with its actor).
 #[utoipa::path(delete, path = "/v1/users/{id}/mfa/totp", tag = "mfa", params(("id" = Uuid, Path)),

@@ -123,6 +123,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
         "/v1/users/{id}/mfa/totp/confirm",
         post().to(mfa::confirm_totp),
     )
+    .route(
+        "/v1/users/{id}/mfa/backup-codes",
+        post().to(mfa::regenerate_backup_codes),
+    )
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))
     .route("/v1/orgs/{org_id}/members", get().to(orgs::list_members))

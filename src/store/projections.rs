@@ -197,6 +197,7 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
         }
         UserEvent::LoginFailed { .. }
         | UserEvent::TotpEnrollmentStarted { .. }
+        | UserEvent::BackupCodesRegenerated { .. }
         | UserEvent::MfaChallenged { .. }
         | UserEvent::MfaPassed { .. }
         | UserEvent::EmailVerificationRequested { .. }

@@ -323,3 +323,50 @@ async fn wrong_codes_to_remove_totp_are_counted_as_failed_sign_ins() {
     assert_error(&res, 429, "rate_limited");
     assert_eq!(app.count_events("user.totp_disabled").await, 0);
 }
+
+#[actix_web::test]
+async fn new_backup_codes_replace_the_old_ones_with_an_app_code() {
+    let app = spawn_app().await;
+    let (user, token, secret, old, _) = enrolled(&app, "ada@example.org").await;
+    let path = format!("/v1/users/{user}/mfa/backup-codes");
+    // A backup code is no proof here (they may be what was lost).
+    let res = app.post(&path, &token, json!({"code": old[0]})).await;
+    assert_error(&res, 401, "invalid_code");
+    let ahead = code(&secret, 1);
+    let res = app.post(&path, &token, json!({"code": ahead})).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let new: Vec<String> = res.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|c| !old.contains(c)));
+    // The app code was spent; the old backup codes no longer work; a new one does.
+    assert_error(
+        &app.post(&path, &token, json!({"code": ahead})).await,
+        401,
+        "invalid_code",
+    );
+    let challenge = sign_in_challenge(&app, "ada@example.org").await;
+    assert_error(
+        &answer(&app, &challenge, &old[1]).await,
+        401,
+        "invalid_code",
+    );
+    assert_eq!(answer(&app, &challenge, &new[0]).await.status, 201);
+    let events = app
+        .get(
+            "/v1/events?type=user.backup_codes_regenerated",
+            &app.admin_key,
+        )
+        .await;
+    assert!(
+        events
+            .text
+            .contains("\"backup_code_hashes\":\"[redacted]\""),
+        "{}",
+        events.text
+    );
+}

@@ -109,6 +109,7 @@ impl User {
             | C::StartTotpEnrollment { .. }
             | C::ConfirmTotp { .. }
             | C::DisableTotp { .. }
+            | C::RegenerateBackupCodes { .. }
             | C::ChallengeMfa { .. }
             | C::PassMfa { .. } => unreachable!("decided by the user aggregate itself"),
         })
@@ -169,6 +170,7 @@ impl User {
             | E::TotpEnrollmentStarted { .. }
             | E::TotpEnabled { .. }
             | E::TotpDisabled { .. }
+            | E::BackupCodesRegenerated { .. }
             | E::MfaChallenged { .. }
             | E::MfaPassed { .. } => {}
         }

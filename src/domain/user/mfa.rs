@@ -129,6 +129,21 @@ impl User {
                     by_admin: proof.is_none(),
                 }]
             }
+            C::RegenerateBackupCodes {
+                proof,
+                backup_code_hashes,
+            } => {
+                // Proven with the app (the codes it replaces may be lost),
+                // whose step is spent like any other.
+                let SecondFactor::Totp(Some(step)) = proof else {
+                    return Err(DomainError::InvalidCode);
+                };
+                self.check_factor(*proof)?;
+                vec![E::BackupCodesRegenerated {
+                    step: *step,
+                    backup_code_hashes: backup_code_hashes.clone(),
+                }]
+            }
             C::ChallengeMfa {
                 challenge_id,
                 token_hash,
@@ -185,6 +200,18 @@ impl User {
                 if let Some(totp) = &mut self.totp {
                     totp.enabled = true;
                     totp.last_step = Some(*step);
+                    totp.backup_codes = backup_code_hashes
+                        .iter()
+                        .map(|h| (h.clone(), false))
+                        .collect();
+                }
+            }
+            UserEvent::BackupCodesRegenerated {
+                step,
+                backup_code_hashes,
+            } => {
+                if let Some(totp) = &mut self.totp {
+                    totp.last_step = Some(totp.last_step.map_or(*step, |l| l.max(*step)));
                     totp.backup_codes = backup_code_hashes
                         .iter()
                         .map(|h| (h.clone(), false))

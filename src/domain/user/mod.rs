@@ -120,6 +120,14 @@ pub enum UserEvent {
         /// SHA-256 of the ten backup codes; redacted wherever shown.
         backup_code_hashes: Vec<String>,
     },
+    /// Ten new backup codes replaced the old ones (used or not).
+    #[serde(rename = "user.backup_codes_regenerated")]
+    BackupCodesRegenerated {
+        /// The step of the TOTP code that proved it (spent).
+        step: u64,
+        /// SHA-256 of the new codes; redacted wherever shown.
+        backup_code_hashes: Vec<String>,
+    },
     /// TOTP and the backup codes were removed.
     #[serde(rename = "user.totp_disabled")]
     TotpDisabled {
@@ -226,6 +234,13 @@ pub enum UserCommand {
         /// The step the code matched (`None`: a wrong code).
         step: Option<u64>,
         /// Hashes of fresh backup codes.
+        backup_code_hashes: Vec<String>,
+    },
+    /// Replace the backup codes, proven with a TOTP code.
+    RegenerateBackupCodes {
+        /// The proof (a TOTP code).
+        proof: SecondFactor,
+        /// Hashes of the new codes.
         backup_code_hashes: Vec<String>,
     },
     /// Remove TOTP, proven with a second factor (or by an admin).
@@ -339,6 +354,7 @@ impl Aggregate for User {
             C::StartTotpEnrollment { .. }
             | C::ConfirmTotp { .. }
             | C::DisableTotp { .. }
+            | C::RegenerateBackupCodes { .. }
             | C::ChallengeMfa { .. }
             | C::PassMfa { .. } => self.decide_mfa(command)?,
             lifecycle => self.decide_lifecycle(lifecycle)?,
@@ -369,6 +385,7 @@ impl Aggregate for User {
             UserEvent::TotpEnrollmentStarted { .. }
             | UserEvent::TotpEnabled { .. }
             | UserEvent::TotpDisabled { .. }
+            | UserEvent::BackupCodesRegenerated { .. }
             | UserEvent::MfaChallenged { .. }
             | UserEvent::MfaPassed { .. } => self.evolve_mfa(event),
             lifecycle => self.evolve_lifecycle(lifecycle),

@@ -550,3 +550,41 @@ fn a_new_password_or_disabling_ends_pending_second_factor_challenges() {
             .then_err(DomainError::InvalidToken);
     }
 }
+
+#[test]
+fn backup_codes_are_replaced_only_with_an_unspent_app_code() {
+    use crate::domain::action::TotpSecret;
+    use crate::domain::user::SecondFactor;
+    let enrolled = vec![
+        registered(),
+        E::TotpEnrollmentStarted {
+            secret: TotpSecret::new("JBSWY3DPEHPK3PXP").into(),
+        },
+        E::TotpEnabled {
+            step: 10,
+            backup_code_hashes: vec!["old".into()],
+        },
+    ];
+    let regenerate = |proof| C::RegenerateBackupCodes {
+        proof,
+        backup_code_hashes: vec!["new".into()],
+    };
+    given::<User>(enrolled.clone())
+        .when(regenerate(SecondFactor::BackupCode(Some(0))))
+        .then_err(DomainError::InvalidCode);
+    given::<User>(enrolled.clone())
+        .when(regenerate(SecondFactor::Totp(Some(10))))
+        .then_err(DomainError::InvalidCode);
+    given::<User>(enrolled.clone())
+        .when(regenerate(SecondFactor::Totp(Some(11))))
+        .then([E::BackupCodesRegenerated {
+            step: 11,
+            backup_code_hashes: vec!["new".into()],
+        }]);
+    let mut replaced = enrolled;
+    replaced.push(E::BackupCodesRegenerated {
+        step: 11,
+        backup_code_hashes: vec!["new".into()],
+    });
+    assert_eq!(User::from_events(&replaced).backup_code_hashes(), ["new"]);
+}

@@ -39,6 +39,7 @@ const LINKS: [Link; 8] = [
             "enroll_totp",
             "confirm_totp",
             "disable_totp",
+            "regenerate_backup_codes",
         ],
         &[("id", "$response.body#/id")],
     ),

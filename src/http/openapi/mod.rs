@@ -38,6 +38,7 @@ const METHODS: [&str; 8] = [
         invitations::create_invitation, invitations::list_invitations,
         invitations::revoke_invitation, invitations::accept_invitation,
         mfa::enroll_totp, mfa::confirm_totp, mfa::disable_totp, mfa::complete_mfa,
+        mfa::regenerate_backup_codes,
     ),
     modifiers(&BearerAuth)
 )]
