@@ -8,7 +8,7 @@ use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::events::StreamChange;
-use crate::store::{credentials, invitations, memberships, sessions, users};
+use crate::store::{credentials, invitations, memberships, users};
 use deadpool_postgres::GenericClient;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -53,13 +53,8 @@ impl App {
                 &loaded.state.decide(&UserCommand::Erase)?,
             )?];
             changes.extend(self.memberships_ended(&tx, user_id).await?);
-            let active: Vec<Uuid> = sessions::find_active_sessions(&tx, user_id, self.clock.now())
-                .await?
-                .iter()
-                .map(|s| s.id)
-                .collect();
             changes.extend(
-                self.revocations(&tx, &active, RevokeReason::UserErased)
+                self.end_sessions(&tx, user_id, None, RevokeReason::UserErased)
                     .await?,
             );
             // The events are sealed with the person's key, then the key goes.

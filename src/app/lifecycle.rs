@@ -12,7 +12,7 @@ use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::users::UserRow;
-use crate::store::{credentials, sessions, users};
+use crate::store::{credentials, users};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -191,14 +191,8 @@ impl App {
                     None,
                     &loaded.state.decide(&command)?,
                 )?];
-                let active: Vec<Uuid> =
-                    sessions::find_active_sessions(&tx, user_id, self.clock.now())
-                        .await?
-                        .iter()
-                        .map(|s| s.id)
-                        .collect();
                 changes.extend(
-                    self.revocations(&tx, &active, RevokeReason::PasswordReset)
+                    self.end_sessions(&tx, user_id, None, RevokeReason::PasswordReset)
                         .await?,
                 );
                 self.finish(tx, ctx, &changes).await

@@ -44,16 +44,20 @@ impl App {
         u64::try_from(self.clock.now().timestamp()).unwrap_or_default()
     }
 
+    /// The TOTP step `code` matches for `user` now (`None`: wrong, or no TOTP).
+    fn totp_step(&self, user: &User, code: &str) -> Result<Option<u64>, AppError> {
+        match user.totp_secret() {
+            Some(secret) => totp::matching_step(secret, code, self.unix_now())
+                .map_err(|e| AppError::Internal(Box::new(e))),
+            None => Ok(None),
+        }
+    }
+
     /// What a presented code proves for `user`: a TOTP step, or a backup code.
     fn second_factor(&self, user: &User, code: &str) -> Result<SecondFactor, AppError> {
         let code = code.trim();
         if code.len() == usize::from(totp::DIGITS) && code.bytes().all(|b| b.is_ascii_digit()) {
-            let Some(secret) = user.totp_secret() else {
-                return Ok(SecondFactor::Totp(None));
-            };
-            let step = totp::matching_step(secret, code, self.unix_now())
-                .map_err(|e| AppError::Internal(Box::new(e)))?;
-            return Ok(SecondFactor::Totp(step));
+            return Ok(SecondFactor::Totp(self.totp_step(user, code)?));
         }
         Ok(SecondFactor::BackupCode(totp::find_backup_code(
             code,
@@ -95,11 +99,7 @@ impl App {
             let client = self.pool.get().await?;
             let loaded = self.load::<User>(&client, user_id).await?;
             drop(client);
-            let step = match loaded.state.totp_secret() {
-                Some(secret) => totp::matching_step(secret, code, self.unix_now())
-                    .map_err(|e| AppError::Internal(Box::new(e)))?,
-                None => None,
-            };
+            let step = self.totp_step(&loaded.state, code)?;
             let command = UserCommand::ConfirmTotp {
                 step,
                 backup_code_hashes: hashes.clone(),
@@ -126,11 +126,7 @@ impl App {
                 let client = self.pool.get().await?;
                 let loaded = self.load::<User>(&client, user_id).await?;
                 drop(client);
-                let step = match loaded.state.totp_secret() {
-                    Some(secret) => totp::matching_step(secret, code, self.unix_now())
-                        .map_err(|e| AppError::Internal(Box::new(e)))?,
-                    None => None,
-                };
+                let step = self.totp_step(&loaded.state, code)?;
                 let command = UserCommand::RegenerateBackupCodes {
                     proof: SecondFactor::Totp(step),
                     backup_code_hashes: hashes.clone(),

@@ -41,15 +41,14 @@ impl App {
                 None,
                 &loaded.state.decide(&command)?,
             )?];
-            let others: Vec<Uuid> = sessions::find_active_sessions(&tx, user_id, self.clock.now())
-                .await?
-                .iter()
-                .map(|s| s.id)
-                .filter(|id| *id != own_session)
-                .collect();
             changes.extend(
-                self.revocations(&tx, &others, RevokeReason::PasswordChanged)
-                    .await?,
+                self.end_sessions(
+                    &tx,
+                    user_id,
+                    Some(own_session),
+                    RevokeReason::PasswordChanged,
+                )
+                .await?,
             );
             self.finish(tx, ctx, &changes).await
         })
@@ -77,6 +76,23 @@ impl App {
             return Err(AppError::InvalidCredentials);
         }
         Ok(user)
+    }
+
+    /// Revocation changes for every active session of a user but `keep`.
+    pub(crate) async fn end_sessions(
+        &self,
+        client: &impl GenericClient,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        reason: RevokeReason,
+    ) -> Result<Vec<StreamChange>, AppError> {
+        let ids: Vec<Uuid> = sessions::find_active_sessions(client, user_id, self.clock.now())
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| Some(*id) != keep)
+            .collect();
+        self.revocations(client, &ids, reason).await
     }
 
     /// Revocation changes for sessions (skipping those already ended).
