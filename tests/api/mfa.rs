@@ -357,9 +357,10 @@ async fn new_backup_codes_replace_the_old_ones_with_an_app_code() {
     );
     assert_eq!(answer(&app, &challenge, &new[0]).await.status, 201);
     let events = app
-        .get(
+        .events_eventually(
             "/v1/events?type=user.backup_codes_regenerated",
             &app.admin_key,
+            1,
         )
         .await;
     assert!(
