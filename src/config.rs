@@ -141,7 +141,7 @@ pub struct MailSettings {
     #[arg(
         long,
         env = "VOUCH_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://localhost:8080"
     )]
     pub public_url: String,
 
@@ -155,7 +155,7 @@ impl Default for MailSettings {
         Self {
             mail_url: None,
             mail_from: "vouch <no-reply@localhost>".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
             mailer: true,
         }
     }

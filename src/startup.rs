@@ -90,8 +90,11 @@ impl Application {
         let keyring = crate::pii::keyring::Keyring::new(
             crate::pii::startup::open_kek(&pool, &settings.pii_key_file).await?,
         );
-        let app =
-            App::new(pool, Policy::from_settings(&settings)).with_personal_data(keyring.clone());
+        let app = App::new(pool, Policy::from_settings(&settings))
+            .with_personal_data(keyring.clone())
+            .with_ceremony_seal(crate::auth::seal::ResponseSeal::new(
+                audit_key.derive("vouch passkey ceremonies v1"),
+            ));
         let bootstrap = app.bootstrap().await?;
         app.ensure_signing_key().await?;
         let relay_status = Arc::new(RelayStatus::default());

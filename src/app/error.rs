@@ -31,6 +31,10 @@ pub enum AppError {
     /// malformed, unknown, used, replaced or expired: one answer for all.
     #[error("invalid token")]
     InvalidToken,
+    /// A passkey ceremony failed verification (origin, challenge, signature,
+    /// counter, user verification, a credential not the user's).
+    #[error("the passkey was refused")]
+    InvalidPasskey,
     /// Sign-in waits until the user verified their email.
     #[error("email not verified")]
     EmailNotVerified,
@@ -61,6 +65,9 @@ impl From<StoreError> for AppError {
             StoreError::Unique(UniqueConstraint::Email) => Self::EmailTaken,
             StoreError::Unique(UniqueConstraint::Slug) => Self::SlugTaken,
             StoreError::Unique(UniqueConstraint::IdempotencyKey) => Self::IdempotencyRace,
+            StoreError::Unique(UniqueConstraint::PasskeyCredential) => {
+                Self::Domain(DomainError::Conflict("this passkey is registered already"))
+            }
             StoreError::Unavailable(_) => Self::Unavailable(e),
             other => Self::Internal(Box::new(other)),
         }

@@ -8,7 +8,7 @@ use crate::auth::refresh_token::RefreshToken;
 use crate::auth::totp::{self, TotpSecret};
 use crate::domain::action::Presented;
 use crate::domain::session::{AuthMethod, Session, SessionCommand};
-use crate::domain::user::{SecondFactor, User, UserCommand};
+use crate::domain::user::{EnrollmentMethod, SecondFactor, User, UserCommand, UserEvent};
 use crate::domain::{Aggregate, DomainError, StreamType};
 use crate::store::users::UserRow;
 use crate::store::{credentials, users};
@@ -95,20 +95,25 @@ impl App {
     ) -> Result<Vec<String>, AppError> {
         Self::require_self(ctx, user_id)?;
         let (codes, hashes) = totp::generate_backup_codes();
-        self.retrying(async || {
-            let client = self.pool.get().await?;
-            let loaded = self.load::<User>(&client, user_id).await?;
-            drop(client);
-            let step = self.totp_step(&loaded.state, code)?;
-            let command = UserCommand::ConfirmTotp {
-                step,
-                backup_code_hashes: hashes.clone(),
-            };
-            self.decide_and_commit(ctx, user_id, None, &loaded, &command)
-                .await
-        })
-        .await?;
-        Ok(codes)
+        let outcome = self
+            .retrying(async || {
+                let client = self.pool.get().await?;
+                let loaded = self.load::<User>(&client, user_id).await?;
+                drop(client);
+                let step = self.totp_step(&loaded.state, code)?;
+                let command = UserCommand::ConfirmTotp {
+                    step,
+                    backup_code_hashes: hashes.clone(),
+                };
+                self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                    .await
+            })
+            .await;
+        if let Err(AppError::Domain(DomainError::InvalidCode)) = outcome {
+            self.record_enrollment_failure(ctx, user_id, EnrollmentMethod::Totp, "wrong_code")
+                .await?;
+        }
+        outcome.map(|_| codes)
     }
 
     /// Replaces the caller's backup codes, proven with a TOTP code; answers
@@ -188,6 +193,22 @@ impl App {
         }
     }
 
+    /// Records a failed enrolment of a second factor (an event of the user).
+    pub(crate) async fn record_enrollment_failure(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        method: EnrollmentMethod,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        let command = UserCommand::RecordEnrollmentFailure {
+            method,
+            reason: reason.into(),
+        };
+        self.execute::<User>(ctx, user_id, None, &command).await?;
+        Ok(())
+    }
+
     /// Counts a wrong second factor as a failed sign-in of the user: in the
     /// throttle (429 once too many) and in the log.
     async fn count_wrong_factor(&self, ctx: &Ctx, user_id: Uuid) -> Result<(), AppError> {
@@ -211,11 +232,17 @@ impl App {
             token_hash: mfa_token.hash(),
             expires_at: self.clock.now() + Purpose::MfaChallenge.lifetime(),
         };
-        self.execute::<User>(ctx, user.id, None, &command).await?;
-        Ok(MfaChallenge {
-            mfa_token,
-            methods: vec!["totp", "backup_code"],
-        })
+        let methods = self
+            .retrying(async || {
+                let client = self.pool.get().await?;
+                let loaded = self.load::<User>(&client, user.id).await?;
+                drop(client);
+                self.decide_and_commit(ctx, user.id, None, &loaded, &command)
+                    .await?;
+                Ok(loaded.state.second_factor_methods())
+            })
+            .await?;
+        Ok(MfaChallenge { mfa_token, methods })
     }
 
     /// Answers a sign-in's challenge with a TOTP or backup code: the session
@@ -254,9 +281,53 @@ impl App {
         };
         // A live challenge: its codes are counted as sign-ins are.
         let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
+        let amr = vec![AuthMethod::Pwd, AuthMethod::Otp, AuthMethod::Mfa];
+        let outcome = self
+            .start_session_with(ctx, &user, amr, |state| {
+                let proof = self.second_factor(state, code)?;
+                Ok(state.decide(&UserCommand::PassMfa {
+                    challenge: challenge.clone(),
+                    proof,
+                })?)
+            })
+            .await;
+        match outcome {
+            Ok(signed_in) => {
+                self.settle(attempt, false).await?;
+                Ok(signed_in)
+            }
+            Err(AppError::Domain(DomainError::InvalidCode)) => {
+                // Counted and recorded as a failed sign-in (behind the throttle).
+                self.settle(attempt, true).await?;
+                self.record_login_failure(ctx, user_id, "wrong_second_factor");
+                Err(DomainError::InvalidCode.into())
+            }
+            Err(AppError::Domain(DomainError::InvalidToken | DomainError::NotFound)) => {
+                self.settle(attempt, true).await?;
+                Err(AppError::Unauthenticated)
+            }
+            Err(e) => {
+                self.settle(attempt, true).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a session of `user` signed in with `amr`, in one transaction
+    /// with what `decide` makes of the user's stream (a challenge passed, a
+    /// passkey used), decided against its state in that transaction. A user
+    /// disabled, or given a new password, since the first check gets no
+    /// session (401).
+    pub(crate) async fn start_session_with(
+        &self,
+        ctx: &Ctx,
+        user: &UserRow,
+        amr: Vec<AuthMethod>,
+        decide: impl Fn(&User) -> Result<Vec<UserEvent>, AppError>,
+    ) -> Result<SignedIn, AppError> {
+        let user_id = user.id;
         let session_id = self.clock.new_id();
         let refresh_token = RefreshToken::generate(session_id);
-        let amr = vec![AuthMethod::Pwd, AuthMethod::Otp, AuthMethod::Mfa];
         let start = SessionCommand::Start {
             user_id,
             refresh_token_hash: refresh_token.hash(),
@@ -265,56 +336,28 @@ impl App {
             user_agent: ctx.user_agent.clone(),
             amr: amr.clone(),
         };
-        let outcome = self
-            .retrying(async || {
-                let mut client = self.pool.get().await?;
-                let tx = self.begin(&mut client, ctx).await?;
-                // Disabled, or a new password, since the challenge: no session.
-                if !credentials::lock_credential_for_session(
-                    &tx,
-                    user_id,
-                    &user.password_hash,
-                    false,
-                )
+        self.retrying(async || {
+            let mut client = self.pool.get().await?;
+            let tx = self.begin(&mut client, ctx).await?;
+            if !credentials::lock_credential_for_session(&tx, user_id, &user.password_hash, false)
                 .await?
-                {
-                    return Err(AppError::Unauthenticated);
-                }
-                let loaded = self.load::<User>(&tx, user_id).await?;
-                let proof = self.second_factor(&loaded.state, code)?;
-                let passed = loaded.state.decide(&UserCommand::PassMfa {
-                    challenge: challenge.clone(),
-                    proof,
-                })?;
-                let changes = [
-                    self.change((StreamType::User, user_id), loaded.version, None, &passed)?,
-                    self.change(
-                        (StreamType::Session, session_id),
-                        0,
-                        None,
-                        &Session::default().decide(&start)?,
-                    )?,
-                ];
-                self.finish(tx, ctx, &changes).await
-            })
-            .await;
-        match outcome {
-            Ok(_) => self.settle(attempt, false).await?,
-            Err(AppError::Domain(DomainError::InvalidCode)) => {
-                // Counted and recorded as a failed sign-in (behind the throttle).
-                self.settle(attempt, true).await?;
-                self.record_login_failure(ctx, user_id, "wrong_second_factor");
-                return Err(DomainError::InvalidCode.into());
-            }
-            Err(AppError::Domain(DomainError::InvalidToken | DomainError::NotFound)) => {
-                self.settle(attempt, true).await?;
+            {
                 return Err(AppError::Unauthenticated);
             }
-            Err(e) => {
-                self.settle(attempt, true).await?;
-                return Err(e);
-            }
-        }
+            let loaded = self.load::<User>(&tx, user_id).await?;
+            let decided = decide(&loaded.state)?;
+            let changes = [
+                self.change((StreamType::User, user_id), loaded.version, None, &decided)?,
+                self.change(
+                    (StreamType::Session, session_id),
+                    0,
+                    None,
+                    &Session::default().decide(&start)?,
+                )?,
+            ];
+            self.finish(tx, ctx, &changes).await
+        })
+        .await?;
         let amr: Vec<String> = amr.iter().map(|m| m.as_str().to_owned()).collect();
         let (access_token, expires_in) = self.sign_access_token(user_id, session_id, &amr).await?;
         let user = users::find_user(&self.pool.get().await?, user_id)

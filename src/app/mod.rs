@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod migrate_pii;
 pub mod orgs;
 mod pages;
+mod passkeys;
 mod passwords;
 mod personal;
 pub mod replay;
@@ -53,6 +54,9 @@ pub struct Policy {
     pub auth: AuthSettings,
     /// The credential cache's bounds.
     pub cache: cache::CacheLimits,
+    /// The passkeys' relying party (`None`: `VOUCH_PUBLIC_URL` names no
+    /// domain, and passkeys are off).
+    pub passkeys: Option<crate::auth::passkey::RelyingParty>,
 }
 
 impl Policy {
@@ -62,6 +66,11 @@ impl Policy {
             open_signup: settings.open_signup,
             auth: settings.auth.clone(),
             cache: cache::CacheLimits::from_settings(settings),
+            passkeys: crate::auth::passkey::RelyingParty::from_public_url(
+                &settings.mail.public_url,
+            )
+            .inspect_err(|e| tracing::warn!(error = %e, "passkeys are off"))
+            .ok(),
         }
     }
 }
@@ -72,6 +81,7 @@ impl Default for Policy {
             open_signup: true,
             auth: AuthSettings::default(),
             cache: cache::CacheLimits::default(),
+            passkeys: None,
         }
     }
 }
@@ -88,6 +98,7 @@ pub struct App {
     in_flight: Arc<idempotency::InFlight>,
     wakeups: Arc<crate::instance::notifier::Wakeups>,
     pii: Option<crate::pii::keyring::Keyring>,
+    ceremonies: Option<crate::auth::seal::ResponseSeal>,
 }
 
 impl App {
@@ -108,6 +119,7 @@ impl App {
             in_flight: Arc::default(),
             wakeups: Arc::default(),
             pii: None,
+            ceremonies: None,
         }
     }
 
@@ -116,6 +128,13 @@ impl App {
     /// of events that hold any, fail.
     pub fn with_personal_data(mut self, keyring: crate::pii::keyring::Keyring) -> Self {
         self.pii = Some(keyring);
+        self
+    }
+
+    /// The same application, sealing the state of passkey ceremonies with
+    /// `seal` (without one, passkeys are off).
+    pub fn with_ceremony_seal(mut self, seal: crate::auth::seal::ResponseSeal) -> Self {
+        self.ceremonies = Some(seal);
         self
     }
 

@@ -120,6 +120,26 @@ impl App {
         Ok(())
     }
 
+    /// Counts a passkey sign-in started from `ip` as a sign-in attempt from
+    /// it (the same limit and window), or answers 429: anyone may start one,
+    /// and each stores a ceremony until it expires.
+    pub(crate) async fn reserve_ceremony(&self, ip: Option<&str>) -> Result<(), AppError> {
+        let key = &self.keyring()?.blind("ip", ip.unwrap_or(""));
+        let policy = &self.policy.auth;
+        let now = self.clock.now();
+        let window = Duration::seconds(policy.signin_ip_window_seconds);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        attempts::lock_bucket(&tx, Bucket::Ceremony, key).await?;
+        let started = attempts::find_bucket_times(&tx, Bucket::Ceremony, key, now - window).await?;
+        if let Some(retry_after) = retry_after(&started, policy.signin_ip_attempts, window, now) {
+            return Err(AppError::RateLimited { retry_after });
+        }
+        attempts::create_bucket_attempt(&tx, Bucket::Ceremony, key, None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Refuses (429) a client that presented too many wrong action tokens.
     /// Per client, not per account: anyone can name an account, and a limit
     /// on it would let them lock its owner's valid token out.

@@ -174,7 +174,7 @@ pub fn upcast(event_type: &str, schema_version: i16, mut data: Value) -> Result<
 /// Payload fields that hold secrets (as hashes) and never leave the database.
 /// An action token (sealed, for the mailer) and its hash are among them.
 /// So are a TOTP secret and the backup codes' hashes.
-pub const REDACTED_FIELDS: [&str; 7] = [
+pub const REDACTED_FIELDS: [&str; 8] = [
     "password_hash",
     "refresh_token_hash",
     "key_hash",
@@ -182,6 +182,7 @@ pub const REDACTED_FIELDS: [&str; 7] = [
     "token_hash",
     "secret",
     "backup_code_hashes",
+    "credential",
 ];
 
 /// Replaces secret-bearing fields of a payload with `"[redacted]"`.

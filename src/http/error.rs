@@ -166,6 +166,12 @@ impl ApiError {
                     "the token is not valid: it may be malformed, used, replaced or expired".into(),
                     field("token"),
                 ),
+                AppError::InvalidPasskey => (
+                    S::UNAUTHORIZED,
+                    "invalid_passkey",
+                    "the passkey was refused".into(),
+                    field("credential"),
+                ),
                 AppError::EmailNotVerified => (
                     S::FORBIDDEN,
                     "email_not_verified",

@@ -73,7 +73,8 @@ pub struct MfaChallengeDto {
     pub mfa_required: bool,
     /// Single use, five minutes: send it with a code to `POST /v1/sessions/mfa`.
     pub mfa_token: String,
-    /// The factors that answer it: `totp`, `backup_code`.
+    /// The factors that answer it: `totp` and `backup_code` (an app is
+    /// enrolled), `passkey` (`POST /v1/sessions/passkey/options` with this token).
     pub methods: Vec<String>,
 }
 

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod passkeys;
 pub mod sessions;
 pub mod users;
 
@@ -54,6 +55,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route("/v1/sessions", get().to(sessions::list_sessions))
     .route("/v1/sessions/refresh", post().to(sessions::refresh))
     .route("/v1/sessions/mfa", post().to(mfa::complete_mfa))
+    .route(
+        "/v1/sessions/passkey/options",
+        post().to(passkeys::sign_in_options),
+    )
+    .route(
+        "/v1/sessions/passkey",
+        post().to(passkeys::sign_in_with_passkey),
+    )
     .route("/v1/sessions/current", delete().to(sessions::sign_out))
     .route("/v1/me", get().to(sessions::me))
     .route(
@@ -126,6 +135,23 @@ pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     .route(
         "/v1/users/{id}/mfa/backup-codes",
         post().to(mfa::regenerate_backup_codes),
+    )
+    .route(
+        "/v1/users/{id}/passkeys/options",
+        post().to(passkeys::registration_options),
+    )
+    .route(
+        "/v1/users/{id}/passkeys",
+        post().to(passkeys::register_passkey),
+    )
+    .route("/v1/users/{id}/passkeys", get().to(passkeys::list_passkeys))
+    .route(
+        "/v1/users/{id}/passkeys/{passkey_id}",
+        patch().to(passkeys::rename_passkey),
+    )
+    .route(
+        "/v1/users/{id}/passkeys/{passkey_id}",
+        delete().to(passkeys::remove_passkey),
     )
     .route("/v1/orgs/{org_id}", get().to(orgs::get_org))
     .route("/v1/orgs/{org_id}", patch().to(orgs::update_org))

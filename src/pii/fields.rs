@@ -17,8 +17,11 @@ pub use crate::domain::personal::ERASED;
 /// An action token in the clear is sealed as one of its person's fields
 /// (besides being redacted wherever an event is shown): only the mailer,
 /// holding the key file, opens it.
-const PERSONAL: [(&str, &[&str]); 9] = [
+const PERSONAL: [(&str, &[&str]); 12] = [
     ("user.totp_enrollment_started", &["secret"]),
+    ("user.passkey_registered", &["name", "credential"]),
+    ("user.passkey_renamed", &["name"]),
+    ("user.passkey_used", &["credential"]),
     ("user.registered", &["email", "name"]),
     ("user.renamed", &["name"]),
     ("session.started", &["ip", "user_agent"]),

@@ -145,6 +145,8 @@ pub enum Bucket {
     Mail,
     /// Wrong action tokens of one client.
     Token,
+    /// Passkey sign-ins started by one client.
+    Ceremony,
 }
 
 impl Bucket {
@@ -152,6 +154,7 @@ impl Bucket {
         match self {
             Self::Mail => "mail",
             Self::Token => "token",
+            Self::Ceremony => "ceremony",
         }
     }
 }
@@ -175,6 +178,7 @@ pub async fn find_bucket_times(
     let sql = match bucket {
         Bucket::Mail => "SELECT at FROM auth_attempts WHERE kind = 'mail' AND email = $1 AND at > $2 ORDER BY at",
         Bucket::Token => "SELECT at FROM auth_attempts WHERE kind = 'token' AND email = $1 AND at > $2 ORDER BY at",
+        Bucket::Ceremony => "SELECT at FROM auth_attempts WHERE kind = 'ceremony' AND email = $1 AND at > $2 ORDER BY at",
     };
     times(c, sql, key, since).await
 }
@@ -192,6 +196,9 @@ pub async fn find_bucket_times_from(
         }
         Bucket::Token => {
             "SELECT at FROM auth_attempts WHERE kind = 'token' AND ip = $1 AND at > $2 ORDER BY at"
+        }
+        Bucket::Ceremony => {
+            "SELECT at FROM auth_attempts WHERE kind = 'ceremony' AND ip = $1 AND at > $2 ORDER BY at"
         }
     };
     times(c, sql, ip, since).await

@@ -12,6 +12,8 @@ pub enum UniqueConstraint {
     KeyHash,
     /// `idempotency_records (scope, key)`: the same request committed first.
     IdempotencyKey,
+    /// `passkeys.credential_id`: the passkey is registered (to another user).
+    PasskeyCredential,
 }
 
 /// What can go wrong talking to Postgres.
@@ -86,6 +88,9 @@ impl From<tokio_postgres::Error> for StoreError {
                 Some("orgs_slug_key") => Self::Unique(UniqueConstraint::Slug),
                 Some("api_keys_key_hash_key") => Self::Unique(UniqueConstraint::KeyHash),
                 Some("idempotency_records_pkey") => Self::Unique(UniqueConstraint::IdempotencyKey),
+                Some("passkeys_credential_id_key") => {
+                    Self::Unique(UniqueConstraint::PasskeyCredential)
+                }
                 _ => Self::Db(e),
             };
         }

@@ -18,6 +18,7 @@ pub mod listen;
 pub mod memberships;
 pub mod migrate;
 pub mod orgs;
+pub mod passkeys;
 pub mod pii_keys;
 pub mod pii_migration;
 pub mod pipeline;

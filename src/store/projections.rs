@@ -25,7 +25,20 @@ const USER_EMAIL_VERIFIED: &str =
     "UPDATE users SET email_verified = true, updated_at = $2 WHERE id = $1";
 const USER_EMAIL_CHANGED: &str =
     "UPDATE users SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1";
-const USER_MFA_CHANGED: &str = "UPDATE users SET mfa_enabled = $2, updated_at = $3 WHERE id = $1";
+// Sign-in asks for a second factor while an app is enrolled or a passkey is
+// held (SET reads the row as it was: `passkey_count > 1` is "one is left").
+const USER_TOTP_CHANGED: &str = "UPDATE users SET totp_enabled = $2, \
+     mfa_enabled = $2 OR passkey_count > 0, updated_at = $3 WHERE id = $1";
+const USER_PASSKEY_ADDED: &str = "UPDATE users SET passkey_count = passkey_count + 1, \
+     mfa_enabled = true, updated_at = $2 WHERE id = $1";
+const USER_PASSKEY_REMOVED: &str = "UPDATE users SET passkey_count = passkey_count - 1, \
+     mfa_enabled = totp_enabled OR passkey_count > 1, updated_at = $2 WHERE id = $1";
+const PASSKEY_REGISTERED: &str = "INSERT INTO passkeys \
+     (id, user_id, name, credential_id, backup_eligible, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const PASSKEY_RENAMED: &str = "UPDATE passkeys SET name = $2 WHERE id = $1";
+const PASSKEY_REMOVED: &str = "DELETE FROM passkeys WHERE id = $1";
+const PASSKEY_USED: &str = "UPDATE passkeys SET last_used_at = $2 WHERE id = $1";
+const USER_PASSKEYS_ERASED: &str = "DELETE FROM passkeys WHERE user_id = $1";
 const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
 const USER_ERASED: &str =
     "UPDATE users SET email = NULL, name = NULL, erased_at = $2, updated_at = $2 WHERE id = $1";
@@ -66,8 +79,15 @@ const SIGNING_KEY_CREATED: &str = "INSERT INTO signing_keys (id, kid, algorithm,
 const SIGNING_KEY_RETIRED: &str = "UPDATE signing_keys SET retired_at = $2 WHERE id = $1";
 
 /// Every statement the projections run, to prepare before pipelining.
-const STATEMENTS: [&str; 27] = [
-    USER_MFA_CHANGED,
+const STATEMENTS: [&str; 34] = [
+    USER_TOTP_CHANGED,
+    USER_PASSKEY_ADDED,
+    USER_PASSKEY_REMOVED,
+    PASSKEY_REGISTERED,
+    PASSKEY_RENAMED,
+    PASSKEY_REMOVED,
+    PASSKEY_USED,
+    USER_PASSKEYS_ERASED,
     INVITATION_CREATED,
     INVITATION_REVOKED,
     INVITATION_ACCEPTED,
@@ -176,6 +196,7 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
             Write::new(USER_ERASED, params![id, at]),
             Write::new(USER_SESSIONS_ERASED, params![id]),
             Write::new(USER_INVITATIONS_ERASED, params![id]),
+            Write::new(USER_PASSKEYS_ERASED, params![id]),
         ],
         UserEvent::EmailVerified {} => vec![Write::new(USER_EMAIL_VERIFIED, params![id, at])],
         UserEvent::EmailChanged { email } => vec![Write::new(
@@ -193,13 +214,45 @@ fn user_writes(r: &RecordedEvent, event: &UserEvent) -> Vec<Write> {
         }
         UserEvent::TotpEnabled { .. } | UserEvent::TotpDisabled { .. } => {
             let enabled = matches!(event, UserEvent::TotpEnabled { .. });
-            vec![Write::new(USER_MFA_CHANGED, params![id, enabled, at])]
+            vec![Write::new(USER_TOTP_CHANGED, params![id, enabled, at])]
+        }
+        UserEvent::PasskeyRegistered {
+            passkey_id,
+            name,
+            credential_id,
+            backup_eligible,
+            ..
+        } => vec![
+            Write::new(
+                PASSKEY_REGISTERED,
+                params![
+                    *passkey_id,
+                    id,
+                    name.known().map(|n| n.as_str().to_owned()),
+                    credential_id.clone(),
+                    *backup_eligible,
+                    at
+                ],
+            ),
+            Write::new(USER_PASSKEY_ADDED, params![id, at]),
+        ],
+        UserEvent::PasskeyRenamed { passkey_id, name } => vec![Write::new(
+            PASSKEY_RENAMED,
+            params![*passkey_id, name.known().map(|n| n.as_str().to_owned())],
+        )],
+        UserEvent::PasskeyRemoved { passkey_id, .. } => vec![
+            Write::new(PASSKEY_REMOVED, params![*passkey_id]),
+            Write::new(USER_PASSKEY_REMOVED, params![id, at]),
+        ],
+        UserEvent::PasskeyUsed { passkey_id, .. } => {
+            vec![Write::new(PASSKEY_USED, params![*passkey_id, at])]
         }
         UserEvent::LoginFailed { .. }
         | UserEvent::TotpEnrollmentStarted { .. }
         | UserEvent::BackupCodesRegenerated { .. }
         | UserEvent::MfaChallenged { .. }
         | UserEvent::MfaPassed { .. }
+        | UserEvent::MfaEnrollmentFailed { .. }
         | UserEvent::EmailVerificationRequested { .. }
         | UserEvent::PasswordResetRequested { .. }
         | UserEvent::EmailChangeRequested { .. } => vec![],

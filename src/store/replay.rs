@@ -4,7 +4,7 @@ use super::StoreError;
 use deadpool_postgres::GenericClient;
 
 /// Every table the projections write, in `public`.
-pub const READ_MODELS: [&str; 8] = [
+pub const READ_MODELS: [&str; 9] = [
     "users",
     "orgs",
     "memberships",
@@ -13,6 +13,7 @@ pub const READ_MODELS: [&str; 8] = [
     "sessions",
     "session_refresh_tokens",
     "signing_keys",
+    "passkeys",
 ];
 
 /// Columns that are not derived from events (and so not compared).

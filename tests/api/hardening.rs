@@ -257,6 +257,7 @@ async fn json_operations(app: &crate::helpers::TestApp) -> Vec<(String, String)>
                 .replace("{org_id}", &id(&org))
                 .replace("{key_id}", &key_id)
                 .replace("{user_id}", &id(&user))
+                .replace("{passkey_id}", &uuid::Uuid::nil().to_string())
                 .replace("{id}", &id(&user));
             operations.push((method.to_uppercase(), concrete));
         }

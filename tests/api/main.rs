@@ -29,6 +29,7 @@ mod mfa;
 mod migrate_pii;
 mod ops;
 mod orgs;
+mod passkeys;
 mod personal_data;
 mod pii;
 mod proxy;

@@ -111,7 +111,13 @@ impl User {
             | C::DisableTotp { .. }
             | C::RegenerateBackupCodes { .. }
             | C::ChallengeMfa { .. }
-            | C::PassMfa { .. } => unreachable!("decided by the user aggregate itself"),
+            | C::PassMfa { .. }
+            | C::PassMfaWithPasskey { .. }
+            | C::RecordEnrollmentFailure { .. }
+            | C::RegisterPasskey { .. }
+            | C::RenamePasskey { .. }
+            | C::RemovePasskey { .. }
+            | C::SignInWithPasskey(_) => unreachable!("decided by the user aggregate itself"),
         })
     }
 
@@ -172,7 +178,12 @@ impl User {
             | E::TotpDisabled { .. }
             | E::BackupCodesRegenerated { .. }
             | E::MfaChallenged { .. }
-            | E::MfaPassed { .. } => {}
+            | E::MfaPassed { .. }
+            | E::MfaEnrollmentFailed { .. }
+            | E::PasskeyRegistered { .. }
+            | E::PasskeyRenamed { .. }
+            | E::PasskeyRemoved { .. }
+            | E::PasskeyUsed { .. } => {}
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::domain::action::{Pending, TotpSecret};
 use crate::domain::personal::Personal;
 use crate::domain::DomainError;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Challenges kept pending at once (older ones are dropped).
 const MAX_CHALLENGES: usize = 5;
@@ -20,6 +21,18 @@ pub enum SecondFactorMethod {
     Totp,
     /// One of the backup codes.
     BackupCode,
+    /// A passkey's assertion.
+    Passkey,
+}
+
+/// A second factor being enrolled, for failed enrolments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentMethod {
+    /// An authenticator app (a wrong confirming code).
+    Totp,
+    /// A passkey (a registration the ceremony refused).
+    Passkey,
 }
 
 /// A second factor as checked outside the domain (the secret's HMAC, the
@@ -41,6 +54,13 @@ pub(super) struct Totp {
     backup_codes: Vec<(String, bool)>,
 }
 
+impl Totp {
+    /// Whether the enrolment was confirmed.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
 impl User {
     /// The TOTP secret, while enrolling or enrolled (for checking codes).
     pub fn totp_secret(&self) -> Option<&TotpSecret> {
@@ -54,9 +74,22 @@ impl User {
             .any(|(_, pending)| challenge.is_accepted_by(Some(pending)))
     }
 
-    /// Whether sign-in asks for a second factor.
+    /// Whether sign-in with the password asks for a second factor (an app
+    /// or a passkey).
     pub fn has_mfa(&self) -> bool {
-        self.totp.as_ref().is_some_and(|t| t.enabled)
+        self.has_totp() || self.has_passkeys()
+    }
+
+    /// The pending challenge a presented token is, if any.
+    pub(super) fn pending_challenge(
+        &self,
+        challenge: &crate::domain::action::Presented,
+    ) -> Result<Uuid, DomainError> {
+        self.challenges
+            .iter()
+            .find(|(_, pending)| challenge.is_accepted_by(Some(pending)))
+            .map(|(id, _)| *id)
+            .ok_or(DomainError::InvalidToken)
     }
 
     /// The hashes of the backup codes, used or not, in their order.
@@ -91,7 +124,7 @@ impl User {
         use UserEvent as E;
         Ok(match command {
             C::StartTotpEnrollment { secret } => {
-                if self.has_mfa() {
+                if self.has_totp() {
                     return Err(DomainError::Conflict("TOTP is enabled already"));
                 }
                 vec![E::TotpEnrollmentStarted {
@@ -122,7 +155,7 @@ impl User {
                 }
                 // An enrolment not yet confirmed has no factor to prove: the
                 // password (checked outside) is enough to cancel it.
-                if let Some(proof) = proof.filter(|_| self.has_mfa()) {
+                if let Some(proof) = proof.filter(|_| self.has_totp()) {
                     self.check_factor(proof)?;
                 }
                 vec![E::TotpDisabled {
@@ -159,23 +192,18 @@ impl User {
                 }]
             }
             C::PassMfa { challenge, proof } => {
-                let Some((challenge_id, _)) = self
-                    .challenges
-                    .iter()
-                    .find(|(_, pending)| challenge.is_accepted_by(Some(pending)))
-                else {
-                    return Err(DomainError::InvalidToken);
-                };
+                let challenge_id = self.pending_challenge(challenge)?;
                 self.check_factor(*proof)?;
                 let (method, step, backup_code) = match proof {
                     SecondFactor::Totp(step) => (SecondFactorMethod::Totp, *step, None),
                     SecondFactor::BackupCode(i) => (SecondFactorMethod::BackupCode, None, *i),
                 };
                 vec![E::MfaPassed {
-                    challenge_id: *challenge_id,
+                    challenge_id,
                     method,
                     step,
                     backup_code,
+                    passkey_id: None,
                 }]
             }
             _ => unreachable!("decided by the user aggregate itself"),
@@ -220,7 +248,9 @@ impl User {
             }
             UserEvent::TotpDisabled { .. } => {
                 self.totp = None;
-                self.challenges.clear();
+                if !self.has_mfa() {
+                    self.challenges.clear();
+                }
             }
             UserEvent::MfaChallenged {
                 challenge_id,

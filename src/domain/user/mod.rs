@@ -2,8 +2,10 @@
 
 mod lifecycle;
 mod mfa;
+mod passkeys;
 
-pub use mfa::{SecondFactor, SecondFactorMethod};
+pub use mfa::{EnrollmentMethod, SecondFactor, SecondFactorMethod};
+pub use passkeys::{PasskeyAssertion, PasskeyCredential, PasskeyName, MAX_PASSKEYS};
 
 use super::action::{Pending, Presented, TokenIssue, TokenSecret, TotpSecret};
 use super::personal::Personal;
@@ -155,6 +157,61 @@ pub enum UserEvent {
         step: Option<u64>,
         /// Which backup code was used, if one.
         backup_code: Option<usize>,
+        /// The passkey used, if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passkey_id: Option<Uuid>,
+    },
+    /// A second factor's enrolment failed (a wrong confirming code, a
+    /// registration the ceremony refused).
+    #[serde(rename = "user.mfa_enrollment_failed")]
+    MfaEnrollmentFailed {
+        /// `totp` or `passkey`.
+        method: EnrollmentMethod,
+        /// Why.
+        reason: String,
+    },
+    /// A passkey was registered, after a verified ceremony.
+    #[serde(rename = "user.passkey_registered")]
+    PasskeyRegistered {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// What the user calls it; personal data.
+        name: Personal<PasskeyName>,
+        /// The WebAuthn credential id, base64url (unique among all users).
+        credential_id: String,
+        /// The credential (public key, counter); sealed like a personal
+        /// field, redacted wherever shown.
+        credential: Personal<PasskeyCredential>,
+        /// Whether the authenticator may sync it to other devices (`swk`
+        /// rather than `hwk`).
+        backup_eligible: bool,
+    },
+    /// A passkey was renamed.
+    #[serde(rename = "user.passkey_renamed")]
+    PasskeyRenamed {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// The new name; personal data.
+        name: Personal<PasskeyName>,
+    },
+    /// A passkey was removed.
+    #[serde(rename = "user.passkey_removed")]
+    PasskeyRemoved {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// Whether a `vouch:admin` removed it (the actor is in the metadata).
+        by_admin: bool,
+    },
+    /// A passkey's assertion was verified (a sign-in or a second factor).
+    #[serde(rename = "user.passkey_used")]
+    PasskeyUsed {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// The credential as the assertion left it; sealed like a personal
+        /// field, redacted wherever shown.
+        credential: Personal<PasskeyCredential>,
+        /// The authenticator's signature counter (0: it keeps none).
+        counter: u32,
     },
     /// A sign-in with a wrong password (recorded behind throttling only).
     #[serde(rename = "user.login_failed")]
@@ -264,6 +321,49 @@ pub enum UserCommand {
         /// The second factor.
         proof: SecondFactor,
     },
+    /// Answer a challenge with a verified passkey assertion.
+    PassMfaWithPasskey {
+        /// The challenge token presented.
+        challenge: Presented,
+        /// The assertion.
+        assertion: PasskeyAssertion,
+    },
+    /// Record a failed enrolment of a second factor.
+    RecordEnrollmentFailure {
+        /// Which factor.
+        method: EnrollmentMethod,
+        /// Why.
+        reason: String,
+    },
+    /// Add a passkey whose registration ceremony was verified.
+    RegisterPasskey {
+        /// The new passkey's id.
+        passkey_id: Uuid,
+        /// Its name.
+        name: PasskeyName,
+        /// The WebAuthn credential id, base64url.
+        credential_id: String,
+        /// The credential.
+        credential: PasskeyCredential,
+        /// Whether it may be synced.
+        backup_eligible: bool,
+    },
+    /// Rename a passkey.
+    RenamePasskey {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// The new name.
+        name: PasskeyName,
+    },
+    /// Remove a passkey.
+    RemovePasskey {
+        /// The passkey.
+        passkey_id: Uuid,
+        /// Whether a `vouch:admin` removes it.
+        by_admin: bool,
+    },
+    /// Record a sign-in with a verified passkey assertion alone.
+    SignInWithPasskey(PasskeyAssertion),
 }
 
 /// The state of one user, as far as its rules need it.
@@ -280,6 +380,7 @@ pub struct User {
     change: Option<(Pending, Email)>,
     totp: Option<mfa::Totp>,
     challenges: Vec<(Uuid, Pending)>,
+    passkeys: Vec<passkeys::StoredPasskey>,
 }
 
 impl User {
@@ -357,6 +458,12 @@ impl Aggregate for User {
             | C::RegenerateBackupCodes { .. }
             | C::ChallengeMfa { .. }
             | C::PassMfa { .. } => self.decide_mfa(command)?,
+            C::PassMfaWithPasskey { .. }
+            | C::RecordEnrollmentFailure { .. }
+            | C::RegisterPasskey { .. }
+            | C::RenamePasskey { .. }
+            | C::RemovePasskey { .. }
+            | C::SignInWithPasskey(_) => self.decide_passkeys(command)?,
             lifecycle => self.decide_lifecycle(lifecycle)?,
         })
     }
@@ -388,6 +495,11 @@ impl Aggregate for User {
             | UserEvent::BackupCodesRegenerated { .. }
             | UserEvent::MfaChallenged { .. }
             | UserEvent::MfaPassed { .. } => self.evolve_mfa(event),
+            UserEvent::PasskeyRegistered { .. }
+            | UserEvent::PasskeyRenamed { .. }
+            | UserEvent::PasskeyRemoved { .. }
+            | UserEvent::PasskeyUsed { .. } => self.evolve_passkeys(event),
+            UserEvent::MfaEnrollmentFailed { .. } => {}
             lifecycle => self.evolve_lifecycle(lifecycle),
         }
         self

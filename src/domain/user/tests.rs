@@ -435,6 +435,7 @@ mod mfa {
                 method: SecondFactorMethod::Totp,
                 step: Some(101),
                 backup_code: None,
+                passkey_id: None,
             }]);
     }
 
@@ -447,6 +448,7 @@ mod mfa {
                 method: SecondFactorMethod::BackupCode,
                 step: None,
                 backup_code: Some(1),
+                passkey_id: None,
             });
             e
         });
@@ -460,6 +462,7 @@ mod mfa {
                 method: SecondFactorMethod::BackupCode,
                 step: None,
                 backup_code: Some(0),
+                passkey_id: None,
             }]);
     }
 
@@ -477,6 +480,7 @@ mod mfa {
             method: SecondFactorMethod::Totp,
             step: Some(101),
             backup_code: None,
+            passkey_id: None,
         });
         given::<User>(passed)
             .when(pass(SecondFactor::Totp(Some(102)), t0()))

@@ -40,6 +40,8 @@ const LINKS: [Link; 8] = [
             "confirm_totp",
             "disable_totp",
             "regenerate_backup_codes",
+            "registration_options",
+            "list_passkeys",
         ],
         &[("id", "$response.body#/id")],
     ),

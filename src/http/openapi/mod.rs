@@ -1,7 +1,9 @@
 //! The OpenAPI 3 document: generated from the handlers' annotations, then
 //! completed with the conventions that API.md states once for every operation.
 
-use super::{access, audit, events, invitations, keys, lifecycle, mfa, ops, orgs, sessions, users};
+use super::{
+    access, audit, events, invitations, keys, lifecycle, mfa, ops, orgs, passkeys, sessions, users,
+};
 use actix_web::dev::ResourceDef;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -39,6 +41,9 @@ const METHODS: [&str; 8] = [
         invitations::revoke_invitation, invitations::accept_invitation,
         mfa::enroll_totp, mfa::confirm_totp, mfa::disable_totp, mfa::complete_mfa,
         mfa::regenerate_backup_codes,
+        passkeys::registration_options, passkeys::register_passkey, passkeys::list_passkeys,
+        passkeys::rename_passkey, passkeys::remove_passkey, passkeys::sign_in_options,
+        passkeys::sign_in_with_passkey,
     ),
     modifiers(&BearerAuth)
 )]
