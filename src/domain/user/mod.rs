@@ -507,4 +507,6 @@ impl Aggregate for User {
 }
 
 #[cfg(test)]
+mod passkey_tests;
+#[cfg(test)]
 mod tests;
