@@ -392,6 +392,12 @@ async fn registration_needs_the_password_and_a_ceremony_works_once() {
         422,
         "validation_error",
     );
+    // The options are a resource of their own, not a passkey named "options".
+    let res = app
+        .request("PATCH", &path, Some(&token), Some(json!({"name": "x"})))
+        .await;
+    assert_error(&res, 405, "method_not_allowed");
+    assert_eq!(res.headers.get("allow").unwrap(), "POST");
     let opts = app
         .post(&path, &token, json!({"current_password": PASSWORD}))
         .await;

@@ -92,8 +92,8 @@ pub fn document() -> &'static Value {
 /// The methods the document gives `path` (a concrete request path), as an
 /// `Allow` header value; `None` if no documented path matches it.
 pub fn allowed_methods(path: &str) -> Option<String> {
-    // (template, whether it has parameters, its methods)
-    static TEMPLATES: OnceLock<Vec<(ResourceDef, bool, Vec<String>)>> = OnceLock::new();
+    // (template, how many parameters it has, its methods)
+    static TEMPLATES: OnceLock<Vec<(ResourceDef, usize, Vec<String>)>> = OnceLock::new();
     let templates = TEMPLATES.get_or_init(|| {
         let paths = document().get("paths").and_then(Value::as_object);
         paths
@@ -107,8 +107,8 @@ pub fn allowed_methods(path: &str) -> Option<String> {
                     .filter(|m| METHODS.contains(&m.as_str()))
                     .map(|m| m.to_uppercase())
                     .collect();
-                let dynamic = template.contains('{');
-                (ResourceDef::new(template.as_str()), dynamic, methods)
+                let parameters = template.matches('{').count();
+                (ResourceDef::new(template.as_str()), parameters, methods)
             })
             .collect()
     });
@@ -116,11 +116,12 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         .iter()
         .filter(|(template, _, _)| template.is_match(path))
         .collect();
-    // A static path is routed before the dynamic ones that also match it.
-    let exact = matching.iter().any(|(_, dynamic, _)| !dynamic);
+    // The path is the resource of the most literal template that matches
+    // it: `/v1/users/{id}/passkeys/options` is not a passkey named "options".
+    let fewest = matching.iter().map(|(_, parameters, _)| *parameters).min();
     let mut methods: Vec<&str> = matching
         .iter()
-        .filter(|(_, dynamic, _)| !(exact && *dynamic))
+        .filter(|(_, parameters, _)| Some(*parameters) == fewest)
         .flat_map(|(_, _, methods)| methods.iter().map(String::as_str))
         .collect();
     methods.sort_unstable();
