@@ -137,7 +137,9 @@ pub struct MailSettings {
     pub mail_from: String,
 
     /// Where the app's pages live: every link in a mail is under it, with its
-    /// token as the `token` query parameter.
+    /// token as the `token` query parameter. Its host is the passkeys'
+    /// relying-party id and its origin the only one their ceremonies accept
+    /// (a URL without a domain name turns passkeys off).
     #[arg(
         long,
         env = "VOUCH_PUBLIC_URL",
