@@ -17,6 +17,7 @@ use crate::domain::user::{
 };
 use crate::domain::{Aggregate, DomainError};
 use crate::store::passkeys::{self, PasskeyRow, Purpose};
+use crate::store::sessions;
 use crate::store::users::{self, UserRow};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
@@ -49,11 +50,13 @@ fn ceremony_error(e: CeremonyError) -> AppError {
     }
 }
 
-fn binding(purpose: Purpose, id: Uuid) -> [Vec<u8>; 3] {
+/// What a ceremony's sealed state is bound to: its purpose, id and user.
+fn binding(purpose: Purpose, id: Uuid, user_id: Option<Uuid>) -> [Vec<u8>; 4] {
     [
         b"passkey ceremony".to_vec(),
         purpose.as_str().as_bytes().to_vec(),
         id.as_bytes().to_vec(),
+        user_id.map(|u| u.as_bytes().to_vec()).unwrap_or_default(),
     ]
 }
 
@@ -78,8 +81,8 @@ impl App {
         let ceremony_id = self.clock.new_id();
         let now = self.clock.now();
         let expires_at = now + Duration::minutes(CEREMONY_MINUTES);
-        let b = binding(purpose, ceremony_id);
-        let sealed = seal.seal(&[&b[0], &b[1], &b[2]], &started.state);
+        let b = binding(purpose, ceremony_id, user_id);
+        let sealed = seal.seal(&[&b[0], &b[1], &b[2], &b[3]], &started.state);
         let client = self.pool.get().await?;
         passkeys::create_ceremony(
             &client,
@@ -98,25 +101,50 @@ impl App {
         })
     }
 
-    /// Takes a live ceremony (it can never be finished again): its user and
-    /// its state, opened.
+    /// Takes a live ceremony of `user_id` (none: a passwordless sign-in); it
+    /// can never be finished again. Its state, opened.
     async fn take_ceremony(
         &self,
         purpose: Purpose,
         ceremony_id: Uuid,
-    ) -> Result<Option<(Option<Uuid>, Vec<u8>)>, AppError> {
+        user_id: Option<Uuid>,
+    ) -> Result<Option<Vec<u8>>, AppError> {
         let (_, seal) = self.passkey_parts()?;
         let client = self.pool.get().await?;
-        let Some(ceremony) =
-            passkeys::take_ceremony(&client, ceremony_id, purpose, self.clock.now()).await?
+        let now = self.clock.now();
+        let Some(sealed) =
+            passkeys::take_ceremony(&client, ceremony_id, purpose, user_id, now).await?
         else {
             return Ok(None);
         };
-        let b = binding(purpose, ceremony_id);
+        let b = binding(purpose, ceremony_id, user_id);
         let state = seal
-            .open(&[&b[0], &b[1], &b[2]], &ceremony.state)
+            .open(&[&b[0], &b[1], &b[2], &b[3]], &sealed)
             .ok_or_else(|| AppError::Internal("a passkey ceremony's state does not open".into()))?;
-        Ok(Some((ceremony.user_id, state)))
+        Ok(Some(state))
+    }
+
+    /// A user with a second factor manages passkeys only from a session
+    /// that passed it: a stolen access token and password are not enough to
+    /// add a passkey (which signs in alone) or remove one.
+    async fn require_strong_session(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        user: &User,
+    ) -> Result<(), AppError> {
+        let session_id = Self::require_self(ctx, user_id)?;
+        if !user.has_mfa() {
+            return Ok(());
+        }
+        let session = sessions::find_session(&self.pool.get().await?, session_id).await?;
+        if session.is_some_and(|s| s.amr.iter().any(|m| m == AuthMethod::Mfa.as_str())) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "sign in with your second factor before managing passkeys",
+            ))
+        }
     }
 
     fn credentials_of(user: &User) -> Vec<Value> {
@@ -135,8 +163,10 @@ impl App {
     ) -> Result<CeremonyStarted, AppError> {
         Self::require_self(ctx, user_id)?;
         let (rp, _) = self.passkey_parts()?;
-        let user = self.check_password(ctx, user_id, password).await?;
         let loaded = self.load::<User>(&self.pool.get().await?, user_id).await?;
+        self.require_strong_session(ctx, user_id, &loaded.state)
+            .await?;
+        let user = self.check_password(ctx, user_id, password).await?;
         if loaded.state.passkey_credentials().len() >= MAX_PASSKEYS {
             return Err(DomainError::Conflict("a user holds at most ten passkeys").into());
         }
@@ -160,12 +190,14 @@ impl App {
         Self::require_self(ctx, user_id)?;
         let (rp, _) = self.passkey_parts()?;
         let name = PasskeyName::parse(name.unwrap_or("Passkey"))?;
+        // A malformed answer leaves the ceremony for a proper one.
+        rp.check_registration(response).map_err(ceremony_error)?;
         let state = match self
-            .take_ceremony(Purpose::Registration, ceremony_id)
+            .take_ceremony(Purpose::Registration, ceremony_id, Some(user_id))
             .await?
         {
-            Some((Some(owner), state)) if owner == user_id => state,
-            _ => {
+            Some(state) => state,
+            None => {
                 return Err(DomainError::Conflict(
                     "no such passkey registration: it was used, expired or never started",
                 )
@@ -245,7 +277,9 @@ impl App {
     ) -> Result<(), AppError> {
         let by_admin = match password {
             Some(password) => {
-                Self::require_self(ctx, user_id)?;
+                let loaded = self.load::<User>(&self.pool.get().await?, user_id).await?;
+                self.require_strong_session(ctx, user_id, &loaded.state)
+                    .await?;
                 self.check_password(ctx, user_id, password).await?;
                 false
             }
@@ -365,7 +399,10 @@ impl App {
             Err(AppError::InvalidPasskey)
         };
         let (credential_id, handle) = rp.identify(response).map_err(ceremony_error)?;
-        let Some((_, state)) = self.take_ceremony(Purpose::SignIn, ceremony_id).await? else {
+        let Some(state) = self
+            .take_ceremony(Purpose::SignIn, ceremony_id, None)
+            .await?
+        else {
             self.record_token_failure(ctx.ip.as_deref()).await?;
             return Err(AppError::Unauthenticated);
         };
@@ -399,10 +436,19 @@ impl App {
         }
         let amr = vec![Self::amr_of(&verified), AuthMethod::Mfa];
         let assertion = Self::assertion(passkey_id, verified);
-        self.start_session_with(ctx, &user, amr, |state| {
-            Ok(state.decide(&UserCommand::SignInWithPasskey(assertion.clone()))?)
-        })
-        .await
+        let outcome = self
+            .start_session_with(ctx, &user, amr, |state| {
+                Ok(state.decide(&UserCommand::SignInWithPasskey(assertion.clone()))?)
+            })
+            .await;
+        match outcome {
+            // Removed (or its user erased) since it was read, or a counter
+            // another sign-in moved past in the meantime.
+            Err(AppError::Domain(DomainError::NotFound | DomainError::InvalidCode)) => {
+                refused(Some(user.id)).await
+            }
+            other => other,
+        }
     }
 
     async fn passkey_second_factor(
@@ -416,11 +462,11 @@ impl App {
         let (credential_id, _) = rp.identify(response).map_err(ceremony_error)?;
         let (user, state, challenge) = self.challenged_user(ctx, raw).await?;
         let ceremony = match self
-            .take_ceremony(Purpose::SecondFactor, ceremony_id)
+            .take_ceremony(Purpose::SecondFactor, ceremony_id, Some(user.id))
             .await?
         {
-            Some((Some(owner), ceremony)) if owner == user.id => ceremony,
-            _ => {
+            Some(ceremony) => ceremony,
+            None => {
                 self.record_token_failure(ctx.ip.as_deref()).await?;
                 return Err(AppError::Unauthenticated);
             }

@@ -119,6 +119,14 @@ fn refused(e: impl std::fmt::Display) -> CeremonyError {
     CeremonyError::Refused(e.to_string())
 }
 
+/// The signature counter a stored credential last saw.
+fn stored_counter(credential: &Value) -> u64 {
+    credential
+        .pointer("/cred/counter")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 /// Whether a stored credential may be synced, read from its serialised form.
 fn backup_eligible(credential: &Value) -> bool {
     credential
@@ -155,10 +163,25 @@ impl RelyingParty {
             .webauthn
             .start_passkey_registration(user_id, email, email, Some(exclude))
             .map_err(refused)?;
+        let mut options = json(&options)?;
+        // Ask for a discoverable credential where the device can keep one,
+        // so that the passkey also signs in alone; a device that cannot
+        // still makes one for the second factor.
+        if let Some(selection) = options
+            .pointer_mut("/publicKey/authenticatorSelection")
+            .and_then(Value::as_object_mut)
+        {
+            selection.insert("residentKey".into(), "preferred".into());
+        }
         Ok(Started {
-            options: json(&options)?,
+            options,
             state: bytes(&state)?,
         })
+    }
+
+    /// Whether a registration answer has the shape of one (nothing verified).
+    pub fn check_registration(&self, response: &Value) -> Result<(), CeremonyError> {
+        answer::<RegisterPublicKeyCredential>(response).map(|_| ())
     }
 
     /// Verifies the authenticator's answer to a registration.
@@ -233,7 +256,7 @@ impl RelyingParty {
             .webauthn
             .finish_passkey_authentication(&response, &state)
             .map_err(refused)?;
-        Self::verified(passkey(credential)?, &result)
+        Self::verified(credential, &result)
     }
 
     /// Verifies an assertion against a discoverable sign-in's state, signed
@@ -251,15 +274,25 @@ impl RelyingParty {
             .webauthn
             .finish_discoverable_authentication_v2(&response, state, &stored)
             .map_err(refused)?;
-        Self::verified(stored, &result)
+        Self::verified(credential, &result)
     }
 
+    /// The assertion's outcome for the credential as stored now: the
+    /// library compared the counter with the credential its ceremony began
+    /// with, and another sign-in may have moved it since.
     fn verified(
-        mut stored: Passkey,
+        current: &Value,
         result: &webauthn_rs::prelude::AuthenticationResult,
     ) -> Result<VerifiedAssertion, CeremonyError> {
+        let mut stored = passkey(current)?;
         if result.cred_id() != stored.cred_id() {
             return Err(CeremonyError::Refused("another credential signed".into()));
+        }
+        let (counter, last) = (u64::from(result.counter()), stored_counter(current));
+        if (counter > 0 || last > 0) && counter <= last {
+            return Err(CeremonyError::Refused(
+                "the signature counter did not grow: a cloned authenticator?".into(),
+            ));
         }
         stored.update_credential(result);
         Ok(VerifiedAssertion {
@@ -300,6 +333,10 @@ mod tests {
             "required"
         );
         assert_eq!(options["attestation"], "none");
+        assert_eq!(
+            options["authenticatorSelection"]["residentKey"],
+            "preferred"
+        );
         assert!(!started.state.is_empty());
     }
 

@@ -57,7 +57,12 @@ const CREDENTIAL_FIELDS: [(&str, &[&str]); 3] = [
 ];
 
 /// Routes whose answer hands out a session's tokens.
-const SESSION_ROUTES: [&str; 3] = ["/v1/sessions", "/v1/sessions/refresh", "/v1/sessions/mfa"];
+const SESSION_ROUTES: [&str; 4] = [
+    "/v1/sessions",
+    "/v1/sessions/refresh",
+    "/v1/sessions/mfa",
+    "/v1/sessions/passkey",
+];
 
 /// Whose key it is (the scope), and the caller's stable secret that also
 /// seals the response. An API key is its own secret; a user's access tokens

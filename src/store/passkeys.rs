@@ -91,15 +91,6 @@ impl Purpose {
     }
 }
 
-/// A stored ceremony, as taken by the request that finishes it.
-#[derive(Debug)]
-pub struct Ceremony {
-    /// The user it is for, if it names one.
-    pub user_id: Option<Uuid>,
-    /// Its sealed state.
-    pub state: Vec<u8>,
-}
-
 /// Stores a ceremony's sealed state, and forgets expired ones.
 pub async fn create_ceremony(
     c: &impl GenericClient,
@@ -124,25 +115,22 @@ pub async fn create_ceremony(
     Ok(())
 }
 
-/// Takes a live ceremony of `purpose`: deleted as it is read, so that only
-/// one request can ever finish it.
+/// Takes a live ceremony of `purpose` for `user_id` (none: a sign-in with a
+/// passkey alone): deleted as it is read, so that only one request can ever
+/// finish it, and only a request for its own user can take it.
 pub async fn take_ceremony(
     c: &impl GenericClient,
     id: Uuid,
     purpose: Purpose,
+    user_id: Option<Uuid>,
     now: DateTime<Utc>,
-) -> Result<Option<Ceremony>, StoreError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     query_opt(
         c,
-        "DELETE FROM passkey_ceremonies WHERE id = $1 AND purpose = $2 AND expires_at > $3 \
-         RETURNING user_id, state",
-        &[&id, &purpose.as_str(), &now],
-        |r| {
-            Ok(Ceremony {
-                user_id: r.try_get(0)?,
-                state: r.try_get(1)?,
-            })
-        },
+        "DELETE FROM passkey_ceremonies WHERE id = $1 AND purpose = $2 \
+         AND user_id IS NOT DISTINCT FROM $3 AND expires_at > $4 RETURNING state",
+        &[&id, &purpose.as_str(), &user_id, &now],
+        |r| r.try_get(0),
     )
     .await
 }

@@ -40,8 +40,8 @@ const PASSKEY_REMOVED: &str = "DELETE FROM passkeys WHERE id = $1";
 const PASSKEY_USED: &str = "UPDATE passkeys SET last_used_at = $2 WHERE id = $1";
 const USER_PASSKEYS_ERASED: &str = "DELETE FROM passkeys WHERE user_id = $1";
 const USER_ACCESS_CHANGED: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
-const USER_ERASED: &str =
-    "UPDATE users SET email = NULL, name = NULL, erased_at = $2, updated_at = $2 WHERE id = $1";
+const USER_ERASED: &str = "UPDATE users SET email = NULL, name = NULL, totp_enabled = false, \
+     passkey_count = 0, mfa_enabled = false, erased_at = $2, updated_at = $2 WHERE id = $1";
 // The sessions' rows are the session streams', but their address and agent
 // are the person's: erasure clears them wherever they are.
 const USER_SESSIONS_ERASED: &str =

@@ -143,7 +143,13 @@ async fn an_enrolled_user_signs_in_with_a_totp_code_once() {
     assert_error(&answer(&app, &again, &ahead).await, 401, "invalid_code");
     assert_eq!(app.count_events("user.mfa_passed").await, 1);
     // Secrets never show.
-    let events = app.get("/v1/events?limit=100", &app.admin_key).await;
+    let events = app
+        .events_eventually(
+            "/v1/events?type=user.totp_enrollment_started",
+            &app.admin_key,
+            1,
+        )
+        .await;
     assert!(!events.text.contains(&secret));
     assert!(
         events.text.contains("\"secret\":\"[redacted]\""),

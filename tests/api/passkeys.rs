@@ -116,6 +116,20 @@ async fn finish(app: &TestApp, started: &Value, credential: &Value, mfa: Option<
         .await
 }
 
+/// Signs in with a passkey alone; returns the access token (its session
+/// passed a second factor: amr `hwk`, `mfa`).
+async fn passkey_session(
+    app: &TestApp,
+    device: &mut impl AuthenticatorBackend,
+    passkey: &Value,
+) -> String {
+    let started = options(app, None).await;
+    let credential = discoverable_answer(device, &started, passkey, origin());
+    let res = finish(app, &started, &credential, None).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// Signs in with the password; returns the challenge's token.
 async fn challenge(app: &TestApp, email: &str) -> (String, Value) {
     let res = app.sign_in(email, PASSWORD).await;
@@ -169,7 +183,9 @@ async fn a_passkey_is_registered_named_listed_and_signs_in_alone() {
     assert_eq!(app.count_events("user.passkey_used").await, 1);
 
     // The credential never shows; the log holds it sealed.
-    let events = app.get("/v1/events?limit=100", &app.admin_key).await;
+    let events = app
+        .events_eventually("/v1/events?type=user.passkey_used", &app.admin_key, 1)
+        .await;
     assert!(
         events.text.contains("\"credential\":\"[redacted]\""),
         "{}",
@@ -215,6 +231,35 @@ async fn a_passkey_answers_a_password_sign_ins_challenge() {
 async fn an_assertion_for_another_origin_is_refused() {
     let app = spawn().await;
     let (user, token, _) = app.user_session("ada@example.org").await;
+    let evil = Url::parse("https://app.example.org.evil.test").unwrap();
+    // A registration made on another origin is refused, and recorded.
+    let opts = app
+        .post(
+            &format!("/v1/users/{user}/passkeys/options"),
+            &token,
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    let ccr: CreationChallengeResponse =
+        serde_json::from_value(opts.body["options"].clone()).unwrap();
+    let made = AuthenticatorBackend::perform_register(
+        &mut soft_passkey(),
+        evil.clone(),
+        ccr.public_key,
+        60_000,
+    )
+    .unwrap();
+    let res = app
+        .post(
+            &format!("/v1/users/{user}/passkeys"),
+            &token,
+            json!({"ceremony_id": opts.body["ceremony_id"], "credential": made}),
+        )
+        .await;
+    assert_error(&res, 401, "invalid_passkey");
+    assert_eq!(app.count_events("user.passkey_registered").await, 0);
+    assert_eq!(app.count_events("user.mfa_enrollment_failed").await, 1);
+
     let mut device = soft_passkey();
     let passkey = register(&app, &user, &token, &mut device, "Laptop").await;
     // A look-alike site relays vouch's options to the device; the device
@@ -224,10 +269,8 @@ async fn an_assertion_for_another_origin_is_refused() {
     forged["publicKey"]["allowCredentials"] =
         json!([{"type": "public-key", "id": passkey["credential_id"]}]);
     let rcr: RequestChallengeResponse = serde_json::from_value(forged).unwrap();
-    let evil = Url::parse("https://app.example.org.evil.test").unwrap();
     let mut credential =
-        AuthenticatorBackend::perform_auth(&mut device, evil.clone(), rcr.public_key, 60_000)
-            .unwrap();
+        AuthenticatorBackend::perform_auth(&mut device, evil, rcr.public_key, 60_000).unwrap();
     credential.response.user_handle =
         Some(uuid::Uuid::parse_str(&user).unwrap().as_bytes().to_vec());
     let res = finish(
@@ -240,30 +283,6 @@ async fn an_assertion_for_another_origin_is_refused() {
     assert_error(&res, 401, "invalid_passkey");
     assert_eq!(app.count_events("session.started").await, 1);
     assert_eq!(app.count_events_eventually("user.login_failed", 1).await, 1);
-
-    // A registration made on another origin is refused too, and recorded.
-    let opts = app
-        .post(
-            &format!("/v1/users/{user}/passkeys/options"),
-            &token,
-            json!({"current_password": PASSWORD}),
-        )
-        .await;
-    let ccr: CreationChallengeResponse =
-        serde_json::from_value(opts.body["options"].clone()).unwrap();
-    let made =
-        AuthenticatorBackend::perform_register(&mut soft_passkey(), evil, ccr.public_key, 60_000)
-            .unwrap();
-    let res = app
-        .post(
-            &format!("/v1/users/{user}/passkeys"),
-            &token,
-            json!({"ceremony_id": opts.body["ceremony_id"], "credential": made}),
-        )
-        .await;
-    assert_error(&res, 401, "invalid_passkey");
-    assert_eq!(app.count_events("user.passkey_registered").await, 1);
-    assert_eq!(app.count_events("user.mfa_enrollment_failed").await, 1);
 }
 
 #[actix_web::test]
@@ -403,18 +422,31 @@ async fn registration_needs_the_password_and_a_ceremony_works_once() {
         .await;
     let ccr: CreationChallengeResponse =
         serde_json::from_value(opts.body["options"].clone()).unwrap();
-    let made = soft_passkey().do_registration(origin(), ccr).unwrap();
+    let mut device = soft_passkey();
+    let made = device.do_registration(origin(), ccr).unwrap();
     let body = json!({"ceremony_id": opts.body["ceremony_id"], "credential": made});
     let register_path = format!("/v1/users/{user}/passkeys");
-    assert_eq!(
-        app.post(&register_path, &token, body.clone()).await.status,
-        201
+    // Another user cannot take (nor spend) Ada's ceremony.
+    let (bob, bob_token, _) = app.user_session("bob@example.org").await;
+    assert_error(
+        &app.post(
+            &format!("/v1/users/{bob}/passkeys"),
+            &bob_token,
+            body.clone(),
+        )
+        .await,
+        409,
+        "conflict",
     );
+    let first = app.post(&register_path, &token, body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
     assert_error(
         &app.post(&register_path, &token, body).await,
         409,
         "conflict",
     );
+    // Ada holds a passkey now: she manages them from a session that used it.
+    let token = passkey_session(&app, &mut device, &first.body).await;
     // A malformed credential is a validation error, and changes nothing.
     let opts = app
         .post(&path, &token, json!({"current_password": PASSWORD}))
@@ -429,14 +461,29 @@ async fn registration_needs_the_password_and_a_ceremony_works_once() {
         422,
         "validation_error",
     );
-    assert_eq!(app.count_events("user.passkey_registered").await, 1);
+    // ... and leaves the ceremony for a proper answer.
+    let ccr: CreationChallengeResponse =
+        serde_json::from_value(opts.body["options"].clone()).unwrap();
+    let made = soft_passkey().do_registration(origin(), ccr).unwrap();
+    let res = app
+        .post(
+            &register_path,
+            &token,
+            json!({"ceremony_id": opts.body["ceremony_id"], "credential": made}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    assert_eq!(res.body["name"], "Passkey");
+    assert_eq!(app.count_events("user.passkey_registered").await, 2);
 }
 
 #[actix_web::test]
 async fn removing_the_last_passkey_turns_the_second_factor_off() {
     let app = spawn().await;
     let (user, token, _) = app.user_session("ada@example.org").await;
-    let first = register(&app, &user, &token, &mut soft_passkey(), "One").await;
+    let mut device = soft_passkey();
+    let first = register(&app, &user, &token, &mut device, "One").await;
+    let token = passkey_session(&app, &mut device, &first).await;
     let second = register(&app, &user, &token, &mut soft_passkey(), "Two").await;
     let path = |p: &Value| format!("/v1/users/{user}/passkeys/{}", id(p));
     assert_error(
@@ -500,4 +547,62 @@ async fn passkeys_are_off_without_a_domain_in_the_public_url() {
         409,
         "conflict",
     );
+}
+
+#[actix_web::test]
+async fn a_user_with_a_second_factor_manages_passkeys_only_after_passing_it() {
+    let app = spawn().await;
+    let (user, password_only, _) = app.user_session("ada@example.org").await;
+    let mut device = soft_passkey();
+    register(&app, &user, &password_only, &mut device, "First").await;
+    // The session signed in before the passkey existed passed no second
+    // factor: with it (and the password) no passkey is added or removed.
+    let path = format!("/v1/users/{user}/passkeys/options");
+    let body = json!({"current_password": PASSWORD});
+    assert_error(
+        &app.post(&path, &password_only, body.clone()).await,
+        403,
+        "forbidden",
+    );
+    // A session that passed it may.
+    let (mfa_token, _) = challenge(&app, "ada@example.org").await;
+    let started = options(&app, Some(&mfa_token)).await;
+    let credential = answer(&mut device, &started, origin());
+    let res = finish(&app, &started, &credential, Some(&mfa_token)).await;
+    let strong = res.body["access_token"].as_str().unwrap().to_owned();
+    register(&app, &user, &strong, &mut soft_passkey(), "Second").await;
+}
+
+#[actix_web::test]
+async fn a_retried_passkey_sign_in_replays_no_tokens_of_an_ended_session() {
+    let app = spawn().await;
+    let (user, token, _) = app.user_session("ada@example.org").await;
+    let mut device = soft_passkey();
+    let passkey = register(&app, &user, &token, &mut device, "Laptop").await;
+    let started = options(&app, None).await;
+    let credential = discoverable_answer(&mut device, &started, &passkey, origin());
+    let body = json!({"ceremony_id": started["ceremony_id"], "credential": credential});
+    let send = || async {
+        let mut res = app
+            .client
+            .post(format!("{}/v1/sessions/passkey", app.address))
+            .insert_header(("Idempotency-Key", "passkey-retry-1"))
+            .send_json(&body)
+            .await
+            .unwrap();
+        let bytes = res.body().await.unwrap();
+        (
+            res.status().as_u16(),
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+        )
+    };
+    let (status, first) = send().await;
+    assert_eq!(status, 201, "{first}");
+    // A retry while the session lives gets the same answer.
+    assert_eq!(send().await.1["session_id"], first["session_id"]);
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(app.delete("/v1/sessions/current", access).await.status, 204);
+    let (status, after) = send().await;
+    assert_eq!(status, 409, "{after}");
+    assert_eq!(after["error"]["code"], "conflict");
 }

@@ -241,3 +241,33 @@ fn a_mfa_passed_event_written_before_passkeys_still_reads() {
         }
     ));
 }
+
+#[test]
+fn a_counter_must_grow_once_it_is_not_zero() {
+    let used = |counter| E::PasskeyUsed {
+        passkey_id: pk(1),
+        credential: Personal::Known(credential(counter)),
+        counter,
+    };
+    let at_five = vec![registered(), passkey_registered(1), used(5)];
+    given::<User>(at_five.clone())
+        .when(C::SignInWithPasskey(assertion(1, 5)))
+        .then_err(DomainError::InvalidCode);
+    given::<User>(at_five.clone())
+        .when(C::SignInWithPasskey(assertion(1, 0)))
+        .then_err(DomainError::InvalidCode);
+    given::<User>(at_five.clone())
+        .when(C::SignInWithPasskey(assertion(1, 6)))
+        .then([used(6)]);
+    given::<User>(challenged(at_five))
+        .when(C::PassMfaWithPasskey {
+            challenge: presented(),
+            assertion: assertion(1, 4),
+        })
+        .then_err(DomainError::InvalidCode);
+    // A passkey that keeps no counter (synced) always reports 0.
+    let never = vec![registered(), passkey_registered(1), used(0)];
+    given::<User>(never)
+        .when(C::SignInWithPasskey(assertion(1, 0)))
+        .then([used(0)]);
+}

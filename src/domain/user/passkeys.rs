@@ -83,6 +83,15 @@ pub(super) struct StoredPasskey {
     credential_id: String,
     name: Option<PasskeyName>,
     credential: Option<PasskeyCredential>,
+    counter: u32,
+}
+
+impl StoredPasskey {
+    /// Whether an assertion's counter may follow the last one: once either
+    /// is non-zero it must grow (a counter that does not is a clone's).
+    fn accepts_counter(&self, counter: u32) -> bool {
+        (counter == 0 && self.counter == 0) || counter > self.counter
+    }
 }
 
 /// A verified assertion of one of the user's passkeys: which, and its
@@ -197,7 +206,12 @@ impl User {
                 }]
             }
             C::SignInWithPasskey(assertion) => {
-                self.require_passkey(assertion.passkey_id)?;
+                if !self
+                    .require_passkey(assertion.passkey_id)?
+                    .accepts_counter(assertion.counter)
+                {
+                    return Err(DomainError::InvalidCode);
+                }
                 vec![used(assertion)]
             }
             C::PassMfaWithPasskey {
@@ -205,7 +219,10 @@ impl User {
                 assertion,
             } => {
                 let challenge_id = self.pending_challenge(challenge)?;
-                if self.require_passkey(assertion.passkey_id).is_err() {
+                let accepted = self
+                    .require_passkey(assertion.passkey_id)
+                    .is_ok_and(|p| p.accepts_counter(assertion.counter));
+                if !accepted {
                     return Err(DomainError::InvalidCode);
                 }
                 vec![
@@ -241,6 +258,7 @@ impl User {
                 credential_id: credential_id.clone(),
                 name: name.known().cloned(),
                 credential: credential.known().cloned(),
+                counter: 0,
             }),
             UserEvent::PasskeyRenamed { passkey_id, name } => {
                 if let Some(p) = self.passkeys.iter_mut().find(|p| p.id == *passkey_id) {
@@ -256,10 +274,11 @@ impl User {
             UserEvent::PasskeyUsed {
                 passkey_id,
                 credential,
-                ..
+                counter,
             } => {
                 if let Some(p) = self.passkeys.iter_mut().find(|p| p.id == *passkey_id) {
                     p.credential = credential.known().cloned();
+                    p.counter = p.counter.max(*counter);
                 }
             }
             _ => {}
