@@ -283,7 +283,7 @@ impl App {
         let attempt = self.reserve_sign_in(&user.email, ctx.ip.as_deref()).await?;
         let amr = vec![AuthMethod::Pwd, AuthMethod::Otp, AuthMethod::Mfa];
         let outcome = self
-            .start_session_with(ctx, &user, amr, |state| {
+            .start_session_with(ctx, &user, amr, Some(attempt), |state| {
                 let proof = self.second_factor(state, code)?;
                 Ok(state.decide(&UserCommand::PassMfa {
                     challenge: challenge.clone(),
@@ -292,24 +292,15 @@ impl App {
             })
             .await;
         match outcome {
-            Ok(signed_in) => {
-                self.settle(attempt, false).await?;
-                Ok(signed_in)
-            }
             Err(AppError::Domain(DomainError::InvalidCode)) => {
-                // Counted and recorded as a failed sign-in (behind the throttle).
-                self.settle(attempt, true).await?;
+                // Counted (settled above) and recorded as a failed sign-in.
                 self.record_login_failure(ctx, user_id, "wrong_second_factor");
                 Err(DomainError::InvalidCode.into())
             }
             Err(AppError::Domain(DomainError::InvalidToken | DomainError::NotFound)) => {
-                self.settle(attempt, true).await?;
                 Err(AppError::Unauthenticated)
             }
-            Err(e) => {
-                self.settle(attempt, true).await?;
-                Err(e)
-            }
+            other => other,
         }
     }
 
@@ -317,12 +308,14 @@ impl App {
     /// with what `decide` makes of the user's stream (a challenge passed, a
     /// passkey used), decided against its state in that transaction. A user
     /// disabled, or given a new password, since the first check gets no
-    /// session (401).
+    /// session (401). A reserved sign-in `attempt` is settled by whether the
+    /// session started (what happens after the commit is no failed sign-in).
     pub(crate) async fn start_session_with(
         &self,
         ctx: &Ctx,
         user: &UserRow,
         amr: Vec<AuthMethod>,
+        attempt: Option<super::throttle::Attempt>,
         decide: impl Fn(&User) -> Result<Vec<UserEvent>, AppError>,
     ) -> Result<SignedIn, AppError> {
         let user_id = user.id;
@@ -336,28 +329,38 @@ impl App {
             user_agent: ctx.user_agent.clone(),
             amr: amr.clone(),
         };
-        self.retrying(async || {
-            let mut client = self.pool.get().await?;
-            let tx = self.begin(&mut client, ctx).await?;
-            if !credentials::lock_credential_for_session(&tx, user_id, &user.password_hash, false)
+        let committed = self
+            .retrying(async || {
+                let mut client = self.pool.get().await?;
+                let tx = self.begin(&mut client, ctx).await?;
+                if !credentials::lock_credential_for_session(
+                    &tx,
+                    user_id,
+                    &user.password_hash,
+                    false,
+                )
                 .await?
-            {
-                return Err(AppError::Unauthenticated);
-            }
-            let loaded = self.load::<User>(&tx, user_id).await?;
-            let decided = decide(&loaded.state)?;
-            let changes = [
-                self.change((StreamType::User, user_id), loaded.version, None, &decided)?,
-                self.change(
-                    (StreamType::Session, session_id),
-                    0,
-                    None,
-                    &Session::default().decide(&start)?,
-                )?,
-            ];
-            self.finish(tx, ctx, &changes).await
-        })
-        .await?;
+                {
+                    return Err(AppError::Unauthenticated);
+                }
+                let loaded = self.load::<User>(&tx, user_id).await?;
+                let decided = decide(&loaded.state)?;
+                let changes = [
+                    self.change((StreamType::User, user_id), loaded.version, None, &decided)?,
+                    self.change(
+                        (StreamType::Session, session_id),
+                        0,
+                        None,
+                        &Session::default().decide(&start)?,
+                    )?,
+                ];
+                self.finish(tx, ctx, &changes).await
+            })
+            .await;
+        if let Some(attempt) = attempt {
+            self.settle(attempt, committed.is_err()).await?;
+        }
+        committed?;
         let amr: Vec<String> = amr.iter().map(|m| m.as_str().to_owned()).collect();
         let (access_token, expires_in) = self.sign_access_token(user_id, session_id, &amr).await?;
         let user = users::find_user(&self.pool.get().await?, user_id)

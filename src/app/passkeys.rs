@@ -437,7 +437,7 @@ impl App {
         let amr = vec![Self::amr_of(&verified), AuthMethod::Mfa];
         let assertion = Self::assertion(passkey_id, verified);
         let outcome = self
-            .start_session_with(ctx, &user, amr, |state| {
+            .start_session_with(ctx, &user, amr, None, |state| {
                 Ok(state.decide(&UserCommand::SignInWithPasskey(assertion.clone()))?)
             })
             .await;
@@ -493,14 +493,13 @@ impl App {
         let amr = vec![AuthMethod::Pwd, Self::amr_of(&verified), AuthMethod::Mfa];
         let assertion = Self::assertion(passkey_id, verified);
         let outcome = self
-            .start_session_with(ctx, &user, amr, |state| {
+            .start_session_with(ctx, &user, amr, Some(attempt), |state| {
                 Ok(state.decide(&UserCommand::PassMfaWithPasskey {
                     challenge: challenge.clone(),
                     assertion: assertion.clone(),
                 })?)
             })
             .await;
-        self.settle(attempt, outcome.is_err()).await?;
         match outcome {
             Err(AppError::Domain(DomainError::InvalidToken)) => Err(AppError::Unauthenticated),
             Err(AppError::Domain(DomainError::InvalidCode)) => Err(AppError::InvalidPasskey),
