@@ -242,6 +242,11 @@ impl App {
                 Ok(loaded.state.second_factor_methods())
             })
             .await?;
+        // Passkeys answer nothing while they are off (no domain to bind to).
+        let methods = methods
+            .into_iter()
+            .filter(|m| *m != "passkey" || self.policy.passkeys.is_some())
+            .collect();
         Ok(MfaChallenge { mfa_token, methods })
     }
 

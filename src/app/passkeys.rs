@@ -277,6 +277,7 @@ impl App {
     ) -> Result<(), AppError> {
         let by_admin = match password {
             Some(password) => {
+                Self::require_self(ctx, user_id)?;
                 let loaded = self.load::<User>(&self.pool.get().await?, user_id).await?;
                 self.require_strong_session(ctx, user_id, &loaded.state)
                     .await?;
@@ -502,7 +503,11 @@ impl App {
             .await;
         match outcome {
             Err(AppError::Domain(DomainError::InvalidToken)) => Err(AppError::Unauthenticated),
-            Err(AppError::Domain(DomainError::InvalidCode)) => Err(AppError::InvalidPasskey),
+            Err(AppError::Domain(DomainError::InvalidCode)) => {
+                // Its counter fell behind another sign-in's in the meantime.
+                self.record_login_failure(ctx, user.id, "wrong_second_factor");
+                Err(AppError::InvalidPasskey)
+            }
             other => other,
         }
     }

@@ -21,6 +21,9 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
 };
 
+/// The longest credential id WebAuthn allows, in bytes.
+const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
 /// Why passkeys cannot be offered with these settings.
 #[derive(Debug, Error)]
 pub enum RelyingPartyError {
@@ -196,6 +199,13 @@ impl RelyingParty {
             .webauthn
             .finish_passkey_registration(&response, &state)
             .map_err(refused)?;
+        // WebAuthn's limit; a longer id (the library takes up to 4 KiB) would
+        // not fit the unique index either.
+        if passkey.cred_id().len() > MAX_CREDENTIAL_ID_BYTES {
+            return Err(CeremonyError::Refused(format!(
+                "a credential id is at most {MAX_CREDENTIAL_ID_BYTES} bytes"
+            )));
+        }
         let credential = json(&passkey)?;
         Ok(NewPasskey {
             credential_id: encode_credential_id(passkey.cred_id().as_ref()),

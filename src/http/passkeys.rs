@@ -151,7 +151,7 @@ pub struct PasskeySignIn {
     request_body = CurrentPassword,
     responses((status = 201, body = CeremonyDto),
               (status = 401, description = "`invalid_credentials`: wrong password", body = ErrorBody),
-              (status = 403, description = "`forbidden`: the caller is not a user", body = ErrorBody),
+              (status = 403, description = "`forbidden`: the caller is not a user, or a user with a second factor in a session that did not pass one", body = ErrorBody),
               (status = 404, description = "`not_found`: not the caller", body = ErrorBody),
               (status = 409, description = "`conflict`: ten passkeys already, or passkeys are off", body = ErrorBody),
               (status = 429, description = "`rate_limited`: too many password attempts", body = ErrorBody)),
@@ -241,7 +241,7 @@ pub async fn rename_passkey(
     request_body(content = Option<RemovePasskey>, description = "The user's password; empty for `vouch:admin`."),
     responses((status = 204),
               (status = 401, description = "`invalid_credentials`: wrong password", body = ErrorBody),
-              (status = 403, description = "`forbidden`: a user without current_password", body = ErrorBody),
+              (status = 403, description = "`forbidden`: a user without current_password, or a user with a second factor in a session that did not pass one", body = ErrorBody),
               (status = 404, description = "`not_found`", body = ErrorBody),
               (status = 429, description = "`rate_limited`: too many password attempts", body = ErrorBody)),
     security(("bearer" = [])))]

@@ -606,3 +606,19 @@ async fn a_retried_passkey_sign_in_replays_no_tokens_of_an_ended_session() {
     assert_eq!(status, 409, "{after}");
     assert_eq!(after["error"]["code"], "conflict");
 }
+
+#[actix_web::test]
+async fn a_challenge_offers_no_passkey_while_passkeys_are_off() {
+    let app = spawn().await;
+    let (user, token, _) = app.user_session("ada@example.org").await;
+    let passkey = register(&app, &user, &token, &mut soft_passkey(), "Laptop").await;
+    // Another instance of the same deployment, its public URL an address.
+    let off = spawn_instance(&app, |s| s.mail.public_url = "http://127.0.0.1:8080".into()).await;
+    let res = off.sign_in("ada@example.org", PASSWORD).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.body["methods"], json!([]));
+    // An admin can still remove the passkey there.
+    let path = format!("/v1/users/{user}/passkeys/{}", id(&passkey));
+    assert_eq!(off.delete(&path, &off.admin_key).await.status, 204);
+    assert_eq!(off.sign_in("ada@example.org", PASSWORD).await.status, 201);
+}
