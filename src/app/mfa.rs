@@ -65,6 +65,27 @@ impl App {
         )))
     }
 
+    /// Decides, on the user's stream as it is now, the command `make` builds
+    /// from the TOTP step `code` matches (`None`: a wrong code).
+    async fn decide_with_step(
+        &self,
+        ctx: &Ctx,
+        user_id: Uuid,
+        code: &str,
+        make: impl Fn(Option<u64>) -> UserCommand,
+    ) -> Result<(), AppError> {
+        self.retrying(async || {
+            let client = self.pool.get().await?;
+            let loaded = self.load::<User>(&client, user_id).await?;
+            drop(client);
+            let command = make(self.totp_step(&loaded.state, code)?);
+            self.decide_and_commit(ctx, user_id, None, &loaded, &command)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Begins a TOTP enrolment of the caller: a fresh secret, its URI and QR
     /// code. Another call replaces an enrolment not yet confirmed.
     pub async fn enroll_totp(&self, ctx: &Ctx, user_id: Uuid) -> Result<TotpEnrollment, AppError> {
@@ -96,17 +117,9 @@ impl App {
         Self::require_self(ctx, user_id)?;
         let (codes, hashes) = totp::generate_backup_codes();
         let outcome = self
-            .retrying(async || {
-                let client = self.pool.get().await?;
-                let loaded = self.load::<User>(&client, user_id).await?;
-                drop(client);
-                let step = self.totp_step(&loaded.state, code)?;
-                let command = UserCommand::ConfirmTotp {
-                    step,
-                    backup_code_hashes: hashes.clone(),
-                };
-                self.decide_and_commit(ctx, user_id, None, &loaded, &command)
-                    .await
+            .decide_with_step(ctx, user_id, code, |step| UserCommand::ConfirmTotp {
+                step,
+                backup_code_hashes: hashes.clone(),
             })
             .await;
         if let Err(AppError::Domain(DomainError::InvalidCode)) = outcome {
@@ -127,17 +140,11 @@ impl App {
         Self::require_self(ctx, user_id)?;
         let (codes, hashes) = totp::generate_backup_codes();
         let outcome = self
-            .retrying(async || {
-                let client = self.pool.get().await?;
-                let loaded = self.load::<User>(&client, user_id).await?;
-                drop(client);
-                let step = self.totp_step(&loaded.state, code)?;
-                let command = UserCommand::RegenerateBackupCodes {
+            .decide_with_step(ctx, user_id, code, |step| {
+                UserCommand::RegenerateBackupCodes {
                     proof: SecondFactor::Totp(step),
                     backup_code_hashes: hashes.clone(),
-                };
-                self.decide_and_commit(ctx, user_id, None, &loaded, &command)
-                    .await
+                }
             })
             .await;
         match outcome {
