@@ -10,7 +10,7 @@ use crate::domain::action::{Presented, TokenIssue, TokenSecret};
 use crate::domain::session::RevokeReason;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::values::Email;
-use crate::domain::{Aggregate, DomainError, StreamType};
+use crate::domain::DomainError;
 use crate::store::users::UserRow;
 use crate::store::{credentials, users};
 use secrecy::SecretString;
@@ -184,17 +184,9 @@ impl App {
                 let tx = self.begin(&mut client, ctx).await?;
                 // No session starts on the old password once this commits.
                 credentials::lock_credential_for_change(&tx, user_id).await?;
-                let loaded = self.load::<User>(&tx, user_id).await?;
-                let mut changes = vec![self.change(
-                    (StreamType::User, user_id),
-                    loaded.version,
-                    None,
-                    &loaded.state.decide(&command)?,
-                )?];
-                changes.extend(
-                    self.end_sessions(&tx, user_id, None, RevokeReason::PasswordReset)
-                        .await?,
-                );
+                let changes = self
+                    .new_password_changes(&tx, user_id, &command, None, RevokeReason::PasswordReset)
+                    .await?;
                 self.finish(tx, ctx, &changes).await
             })
             .await;

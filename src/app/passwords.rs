@@ -34,26 +34,41 @@ impl App {
             if current.as_deref() != Some(user.password_hash.as_str()) {
                 return Err(AppError::InvalidCredentials);
             }
-            let loaded = self.load::<User>(&tx, user_id).await?;
-            let mut changes = vec![self.change(
-                (StreamType::User, user_id),
-                loaded.version,
-                None,
-                &loaded.state.decide(&command)?,
-            )?];
-            changes.extend(
-                self.end_sessions(
+            let changes = self
+                .new_password_changes(
                     &tx,
                     user_id,
+                    &command,
                     Some(own_session),
                     RevokeReason::PasswordChanged,
                 )
-                .await?,
-            );
+                .await?;
             self.finish(tx, ctx, &changes).await
         })
         .await?;
         Ok(())
+    }
+
+    /// The changes a new password makes, decided in `tx` (which holds the
+    /// credential lock): the user's event, and the end of every session of
+    /// theirs but `keep`.
+    pub(crate) async fn new_password_changes(
+        &self,
+        tx: &impl GenericClient,
+        user_id: Uuid,
+        command: &UserCommand,
+        keep: Option<Uuid>,
+        reason: RevokeReason,
+    ) -> Result<Vec<StreamChange>, AppError> {
+        let loaded = self.load::<User>(tx, user_id).await?;
+        let mut changes = vec![self.change(
+            (StreamType::User, user_id),
+            loaded.version,
+            None,
+            &loaded.state.decide(command)?,
+        )?];
+        changes.extend(self.end_sessions(tx, user_id, keep, reason).await?);
+        Ok(changes)
     }
 
     /// Checks a user's password now, throttled and counted as a sign-in is
